@@ -1,0 +1,3 @@
+"""faceindex: self-hosted face recognition."""
+
+__version__ = "0.1.0"
