@@ -1,0 +1,71 @@
+"""Face embedding: the :class:`Embedder` protocol, model specs as data, and the registry.
+
+An embedder owns its alignment (each model was trained on one canonical crop) and returns
+L2-normalised vectors, so similarity is a dot product everywhere downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from faceindex.errors import EmbeddingModelMismatchError
+from faceindex.registry import Registry
+from faceindex.types import Embedding, Face, FloatArray, ImageArray
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderSpec:
+    """What an embedder is, as data: no branches on model names anywhere else.
+
+    ``threshold`` is a cosine similarity: two faces match when their similarity is at
+    least this. It was calibrated on data held out from tuning for ``target_fmr`` (the
+    false match rate it aims at); ``calibration`` says on what.
+    """
+
+    name: str
+    model_id: str
+    dim: int
+    input_size: int
+    threshold: float
+    target_fmr: float
+    calibration: str
+    licence: str
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    spec: EmbedderSpec
+
+    def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
+        """``(len(faces), spec.dim)`` float32 L2-normalised vectors, one per face."""
+        ...
+
+    def warm_up(self) -> None: ...
+
+
+EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("embedder")
+EMBEDDERS.register("sface", "faceindex.embedding.sface:SFaceEmbedder")
+EMBEDDERS.register("dlib-resnet", "faceindex.embedding.dlib_resnet:DlibResnetEmbedder")
+EMBEDDERS.register("fusion", "faceindex.embedding.fusion:FusionEmbedder")
+
+
+def l2_normalise(vectors: np.ndarray) -> FloatArray:
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=-1, keepdims=True)
+    out: FloatArray = (v / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def similarity(a: Embedding, b: Embedding) -> float:
+    """Cosine similarity in [-1, 1]; refuses embeddings of different models."""
+    if a.model_id != b.model_id:
+        raise EmbeddingModelMismatchError(
+            f"cannot compare embeddings of {a.model_id!r} and {b.model_id!r}",
+            a=a.model_id,
+            b=b.model_id,
+        )
+    return float(np.clip(np.dot(a.vector, b.vector), -1.0, 1.0))

@@ -1,0 +1,1 @@
+"""Evaluation: metrics for verification and identification, and the protocols that use them."""

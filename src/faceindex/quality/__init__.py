@@ -1,0 +1,137 @@
+"""Per-face quality: size, sharpness, brightness and pose, with the reasons a face falls short.
+
+The measures are deliberately simple and explainable (a user must be able to act on "too
+dark" or "turn to the camera"):
+- ``face_px``: the shorter side of the box;
+- ``sharpness``: variance of the Laplacian of the face resized to 112x112 gray, so it does
+  not depend on the face's size in the photo;
+- ``brightness``: mean luma of the face box;
+- pose: yaw, pitch and roll in degrees, estimated geometrically from the five landmarks
+  (roll from the eye line; yaw from where the nose sits between the eyes; pitch from where
+  it sits between eyes and mouth, relative to a frontal face). Rough, but monotonic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceindex.types import Face, ImageArray, Landmarks, LandmarkScheme, Quality, QualityIssue
+
+#: Where the nose tip sits between the eye line (0) and the mouth line (1) when frontal,
+#: from the ArcFace template.
+_FRONTAL_NOSE_T = (71.74 - 51.60) / (92.28 - 51.60)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityThresholds:
+    min_face_px: float = 40.0
+    min_sharpness: float = 25.0
+    min_brightness: float = 40.0
+    max_brightness: float = 225.0
+    max_yaw: float = 45.0
+    max_pitch: float = 35.0
+
+
+def assess(image: ImageArray, face: Face, thresholds: QualityThresholds | None = None) -> Quality:
+    import cv2
+
+    t = thresholds or QualityThresholds()
+    h, w = image.shape[:2]
+    box = face.bbox.clipped(w, h)
+    x1, y1 = int(box.x1), int(box.y1)
+    x2, y2 = max(math.ceil(box.x2), x1 + 1), max(math.ceil(box.y2), y1 + 1)
+    crop = image[y1:y2, x1:x2]
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.size else np.zeros((1, 1), np.uint8)
+    brightness = float(gray.mean())
+    norm = cv2.resize(gray, (112, 112), interpolation=cv2.INTER_AREA)
+    sharpness = float(cv2.Laplacian(norm, cv2.CV_64F).var())
+    face_px = float(min(face.bbox.width, face.bbox.height))
+    yaw, pitch, roll = pose_from_landmarks(face.landmarks)
+
+    issues: list[QualityIssue] = []
+    if face_px < t.min_face_px:
+        issues.append(QualityIssue.TOO_SMALL)
+    if sharpness < t.min_sharpness:
+        issues.append(QualityIssue.BLURRY)
+    if brightness < t.min_brightness:
+        issues.append(QualityIssue.TOO_DARK)
+    if brightness > t.max_brightness:
+        issues.append(QualityIssue.TOO_BRIGHT)
+    if abs(yaw) > t.max_yaw or abs(pitch) > t.max_pitch:
+        issues.append(QualityIssue.EXTREME_POSE)
+    if face.landmarks is not None and _any_outside(face.landmarks, w, h):
+        issues.append(QualityIssue.CUT_OFF)
+
+    score = (
+        _ramp(face_px, t.min_face_px * 0.5, t.min_face_px * 2.0)
+        * _ramp(sharpness, t.min_sharpness * 0.5, t.min_sharpness * 4.0)
+        * _ramp(min(brightness, 255.0 - brightness), 15.0, 60.0)
+        * _ramp(t.max_yaw * 1.5 - abs(yaw), 0.0, t.max_yaw)
+        * _ramp(t.max_pitch * 1.5 - abs(pitch), 0.0, t.max_pitch)
+    )
+    return Quality(
+        score=float(score),
+        face_px=face_px,
+        sharpness=sharpness,
+        brightness=brightness,
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        issues=tuple(issues),
+    )
+
+
+def pose_from_landmarks(landmarks: Landmarks | None) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees; zeros when there are no usable landmarks."""
+    if landmarks is None:
+        return 0.0, 0.0, 0.0
+    p = landmarks.points.astype(np.float64)
+    if landmarks.scheme is LandmarkScheme.FIVE_POINT:
+        left_eye, right_eye, nose, mouth = p[0], p[1], p[2], (p[3] + p[4]) / 2
+    elif landmarks.scheme is LandmarkScheme.DLIB_5:
+        left_eye, right_eye, nose, mouth = p[2:4].mean(0), p[0:2].mean(0), p[4], None
+    elif landmarks.scheme is LandmarkScheme.DLIB_68:
+        left_eye, right_eye, nose = p[36:42].mean(0), p[42:48].mean(0), p[30]
+        mouth = (p[48] + p[54]) / 2
+    else:
+        return 0.0, 0.0, 0.0
+    axis = right_eye - left_eye
+    iod = float(np.linalg.norm(axis))
+    if iod < 1e-6:
+        return 0.0, 0.0, 0.0
+    roll = math.degrees(math.atan2(axis[1], axis[0]))
+    ux = axis / iod
+    uy = np.array([-ux[1], ux[0]])
+    mid = (left_eye + right_eye) / 2
+    rel = nose - mid
+    yaw = math.degrees(math.asin(float(np.clip(np.dot(rel, ux) / (iod / 2), -1.0, 1.0))))
+    if mouth is not None:
+        span = float(np.dot(mouth - mid, uy))
+        t = float(np.dot(rel, uy)) / span if abs(span) > 1e-6 else _FRONTAL_NOSE_T
+        pitch = math.degrees(math.asin(float(np.clip((t - _FRONTAL_NOSE_T) / 0.5, -1.0, 1.0))))
+    else:
+        # dlib's nose-base point sits ~0.69 inter-ocular distances below the eye line.
+        ratio = float(np.dot(rel, uy)) / iod
+        pitch = math.degrees(math.asin(float(np.clip((ratio - 0.69) / 0.69, -1.0, 1.0))))
+    return yaw, pitch, roll
+
+
+def _any_outside(landmarks: Landmarks, width: int, height: int) -> bool:
+    pts = landmarks.points
+    return bool(
+        np.any(pts[:, 0] < 0)
+        or np.any(pts[:, 1] < 0)
+        or np.any(pts[:, 0] >= width)
+        or np.any(pts[:, 1] >= height)
+    )
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    if value <= low:
+        return 0.0
+    if value >= high:
+        return 1.0
+    return (value - low) / (high - low)
