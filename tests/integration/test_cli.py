@@ -36,7 +36,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], fixtures_dir: P
 
 def test_detect_json_contract(capsys: pytest.CaptureFixture[str], fixtures_dir: Path) -> None:
     code, out, _ = run(
-        capsys, "detect", str(fixtures_dir / "two_people.jpg"), str(fixtures_dir / "obama.jpg"),
+        capsys,
+        "detect",
+        str(fixtures_dir / "two_people.jpg"),
+        str(fixtures_dir / "obama.jpg"),
         "--json",
     )
     assert code == 0
@@ -73,7 +76,11 @@ def test_detect_human_output_and_errors(
 
 def test_verify_exit_codes_and_json(capsys: pytest.CaptureFixture[str], fixtures_dir: Path) -> None:
     code, out, _ = run(
-        capsys, "verify", str(fixtures_dir / "obama.jpg"), str(fixtures_dir / "obama2.jpg"), "--json"
+        capsys,
+        "verify",
+        str(fixtures_dir / "obama.jpg"),
+        str(fixtures_dir / "obama2.jpg"),
+        "--json",
     )
     result = json.loads(out)
     assert code == 0 and result["match"] is True
@@ -84,8 +91,13 @@ def test_verify_exit_codes_and_json(capsys: pytest.CaptureFixture[str], fixtures
     )
     assert code == 1 and "different people" in out
     code, out, _ = run(
-        capsys, "verify", str(fixtures_dir / "obama.jpg"), str(fixtures_dir / "biden.jpg"),
-        "--threshold", "-1", "--json",
+        capsys,
+        "verify",
+        str(fixtures_dir / "obama.jpg"),
+        str(fixtures_dir / "biden.jpg"),
+        "--threshold",
+        "-1",
+        "--json",
     )
     assert code == 0 and json.loads(out)["threshold"] == -1
 
@@ -143,7 +155,9 @@ def test_verify_pairs_bad_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert run(capsys, "verify", "--pairs", str(binary))[0] == 3
 
 
-def test_unknown_model_is_config_error(capsys: pytest.CaptureFixture[str], fixtures_dir: Path) -> None:
+def test_unknown_model_is_config_error(
+    capsys: pytest.CaptureFixture[str], fixtures_dir: Path
+) -> None:
     code, _, err = run(capsys, "detect", str(fixtures_dir / "obama.jpg"), "--detector", "retina")
     assert code == 7 and "yunet" in err
 
@@ -151,9 +165,16 @@ def test_unknown_model_is_config_error(capsys: pytest.CaptureFixture[str], fixtu
 def test_console_script_runs(fixtures_dir: Path) -> None:
     exe = Path(sys.executable).with_name("faceindex")
     proc = subprocess.run(
-        [str(exe), "verify", str(fixtures_dir / "obama.jpg"), str(fixtures_dir / "obama3.jpg"),
-         "--json"],
-        capture_output=True, text=True, check=False,
+        [
+            str(exe),
+            "verify",
+            str(fixtures_dir / "obama.jpg"),
+            str(fixtures_dir / "obama3.jpg"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["match"] is True
