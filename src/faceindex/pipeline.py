@@ -47,7 +47,9 @@ class Pipeline:
         if s.detection.score_threshold is not None:
             det_kwargs["score_threshold"] = s.detection.score_threshold
         detector = DETECTORS.get(s.detection.detector)(**det_kwargs)
-        embedder = EMBEDDERS.get(s.embedding.embedder)(threads=s.runtime.threads)
+        embedder = EMBEDDERS.get(s.embedding.embedder)(
+            threads=s.runtime.threads, flip=s.embedding.flip
+        )
         limits = ImageLimits(s.runtime.max_image_pixels, s.runtime.max_image_bytes)
         return cls(
             detector=detector, embedder=embedder, threshold=s.embedding.threshold, limits=limits

@@ -234,3 +234,18 @@ def test_embeddings_of_different_models_never_compare(pipeline: Pipeline) -> Non
     b = Embedding(np.ones(128, np.float32), "dlib-resnet-v1")
     with pytest.raises(EmbeddingModelMismatchError):
         pipeline.compare(a, b)
+
+
+def test_flip_averaging_changes_vectors_not_decisions(fixtures_dir: Path) -> None:
+    detector = DETECTORS.get("yunet")()
+    plain, flipped = EMBEDDERS.get("fusion")(), EMBEDDERS.get("fusion")(flip=True)
+    vec = {}
+    for photo in ("obama.jpg", "obama2.jpg", "biden.jpg"):
+        image = load_image(fixtures_dir / photo)
+        faces = detector.detect(image)
+        a, b = plain.embed(image, faces)[0], flipped.embed(image, faces)[0]
+        assert 0.9 < float(a @ b) < 0.99999  # a real second view, close to the first
+        vec[photo] = b
+    thr = flipped.spec.threshold
+    assert float(vec["obama.jpg"] @ vec["obama2.jpg"]) >= thr
+    assert float(vec["obama.jpg"] @ vec["biden.jpg"]) < thr

@@ -16,6 +16,7 @@ def test_settings_from_env_parses_types() -> None:
             "FACEINDEX_DETECTION__MIN_FACE_PX": "32",
             "FACEINDEX_EMBEDDING__THRESHOLD": "0.5",
             "FACEINDEX_RUNTIME__THREADS": "none",
+            "FACEINDEX_EMBEDDING__FLIP": "true",
             "OTHER": "ignored",
         }
     )
@@ -23,6 +24,7 @@ def test_settings_from_env_parses_types() -> None:
     assert s.detection.min_face_px == 32
     assert s.embedding.threshold == 0.5
     assert s.runtime.threads is None
+    assert s.embedding.flip is True
     assert Settings.from_env({}) == Settings()
 
 
@@ -32,6 +34,7 @@ def test_settings_from_env_parses_types() -> None:
         ("FACEINDEX_DETECTION__MIN_FACE", "3", "unknown setting"),
         ("FACEINDEX_NOPE__X", "3", "unknown settings section"),
         ("FACEINDEX_DETECTION__MIN_FACE_PX", "big", "not a valid int"),
+        ("FACEINDEX_EMBEDDING__FLIP", "maybe", "not a valid bool"),
     ],
 )
 def test_settings_typos_fail_loudly(key: str, value: str, message: str) -> None:

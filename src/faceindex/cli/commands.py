@@ -30,6 +30,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         emb = dataclasses.replace(emb, embedder=args.embedder)
     if getattr(args, "threshold", None) is not None:
         emb = dataclasses.replace(emb, threshold=args.threshold)
+    if getattr(args, "flip", False):
+        emb = dataclasses.replace(emb, flip=True)
     return dataclasses.replace(s, detection=det, embedding=emb)
 
 

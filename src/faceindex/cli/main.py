@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         if embedder:
             p.add_argument("--embedder", help="embedder: fusion (default), sface, dlib-resnet")
             p.add_argument("--threshold", type=float, help="match threshold (cosine similarity)")
+            p.add_argument(
+                "--flip",
+                action="store_true",
+                help="also embed the mirrored face and average (slower, slightly more accurate)",
+            )
         p.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
     p_detect = sub.add_parser(
@@ -65,11 +70,98 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_options(p_verify, embedder=True)
 
+    _gallery_parsers(sub, model_options)
+
     p_models = sub.add_parser(
         "models", help="list detectors and embedders", description="List available models."
     )
     p_models.add_argument("--json", action="store_true", help="JSON on stdout")
     return parser
+
+
+def add_gallery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gallery",
+        metavar="PATH",
+        help="gallery file (default: $FACEINDEX_GALLERY, else gallery.db in the user data folder)",
+    )
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="template encryption key (default: $FACEINDEX_KEY if set)",
+    )
+
+
+def _gallery_parsers(sub: Any, model_options: Any) -> None:
+    p = sub.add_parser(
+        "enroll",
+        help="add photos of a person to the gallery",
+        description="Enrol photos of NAME (created if new), or a folder tree with one "
+        "subfolder per person (--folders). Each photo passes a quality gate; rejections "
+        "are listed with their reasons. Re-running skips photos already enrolled.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
+    p.add_argument("images", nargs="*", metavar="IMG", help="photos of that person")
+    p.add_argument("--folders", metavar="DIR", help="DIR/<person>/<photos>: bulk enrolment")
+    p.add_argument("--keep-photos", action="store_true", help="store the photos too")
+    add_gallery_options(p)
+    model_options(p, embedder=True)
+
+    p = sub.add_parser(
+        "identify",
+        help="who is in these photos?",
+        description="Identify every face of each photo against the gallery; faces that "
+        "match nobody well enough are reported as unknown (person null).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMG", help="photos")
+    add_gallery_options(p)
+    model_options(p, embedder=True)
+
+    p = sub.add_parser("people", help="list, show, rename, remove people")
+    acts = p.add_subparsers(dest="people_action", metavar="ACTION", required=True)
+    a = acts.add_parser("list", help="list people")
+    a.add_argument("--search", help="only names containing this text")
+    a.add_argument("--offset", type=int, default=0)
+    a.add_argument("--limit", type=int, default=100)
+    a = acts.add_parser("show", help="one person and their templates")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a = acts.add_parser("rename", help="rename a person")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("new_name", metavar="NEW_NAME")
+    a = acts.add_parser("remove", help="erase a person: templates, photos, index entries")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for a in acts.choices.values():
+        add_gallery_options(a)
+        a.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    p = sub.add_parser("index", help="manage the search index")
+    acts = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
+    a = acts.add_parser("rebuild", help="rebuild the index from the gallery")
+    a.add_argument("--backend", default="exact", help="exact (default) or hnsw")
+    add_gallery_options(a)
+    a.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    p = sub.add_parser("audit", help="query the audit log")
+    p.add_argument("--action", help="enroll, identify, delete, rename, keys_rotate, ...")
+    p.add_argument("--person", help="name or #id")
+    p.add_argument("--since", help="ISO time, inclusive (UTC)")
+    p.add_argument("--until", help="ISO time, exclusive (UTC)")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    add_gallery_options(p)
+
+    p = sub.add_parser("keys", help="template encryption keys")
+    acts = p.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
+    a = acts.add_parser("generate", help="write a new random key to a file")
+    a.add_argument("--out", required=True, metavar="FILE")
+    a = acts.add_parser("status", help="which key ids the gallery uses")
+    add_gallery_options(a)
+    a.add_argument("--json", action="store_true")
+    a = acts.add_parser("rotate", help="re-encrypt every template with a new key")
+    a.add_argument("--new-key-file", metavar="FILE", help="the new key")
+    a.add_argument("--decrypt", action="store_true", help="store templates unencrypted")
+    add_gallery_options(a)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,9 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        from faceindex.cli import commands
+        from faceindex.cli import commands, gallery_commands
 
-        handler = getattr(commands, f"cmd_{args.command}")
+        name = f"cmd_{args.command}"
+        handler = getattr(commands, name, None) or getattr(gallery_commands, name)
         code: int = handler(args)
         return code
     except FaceIndexError as exc:

@@ -1,0 +1,131 @@
+"""The gallery's SQLite schema as numbered migrations (``PRAGMA user_version``).
+
+A migration runs inside one ``BEGIN IMMEDIATE`` transaction together with the version bump,
+so a crash mid-migration leaves the previous version intact. A database written by a newer
+faceindex (higher version than known here) is refused rather than guessed at.
+
+Layout:
+- ``persons``: one row per person; ``name`` is unique (the CLI addresses people by name),
+  ``external_id`` optionally links to another system, ``metadata`` is a JSON object.
+- ``photos``: one row per enrolled source photo: its SHA-256 (duplicate detection and
+  resumable bulk enrolment) and, only when the user asks to keep photos, its bytes.
+- ``templates``: one embedding per accepted face, as float32 little-endian bytes or, with
+  a key, AES-GCM ciphertext with the key's id; the model id and dimension travel with it.
+- ``template_log``: an append-only list of template additions and removals (ids only, no
+  biometric data): vector indexes are caches that catch up by replaying it.
+- ``audit``: who did what, when, with what decision (ids, never names or vectors).
+- ``meta``: key/value settings such as the embedding model the gallery is bound to.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from faceindex.errors import StorageError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE persons (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        external_id TEXT UNIQUE,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL,
+        source TEXT,
+        data BLOB,
+        data_key_id TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (person_id, sha256)
+    );
+    CREATE INDEX photos_sha256 ON photos(sha256);
+    CREATE TABLE templates (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        photo_id INTEGER REFERENCES photos(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        dim INTEGER NOT NULL CHECK (dim > 0),
+        vector BLOB NOT NULL,
+        key_id TEXT,
+        quality REAL,
+        bbox TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX templates_person ON templates(person_id);
+    CREATE INDEX templates_photo ON templates(photo_id);
+    CREATE TABLE template_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        template_id INTEGER NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
+    );
+    CREATE TRIGGER templates_logged_add AFTER INSERT ON templates BEGIN
+        INSERT INTO template_log (template_id, op) VALUES (NEW.id, 'add');
+    END;
+    CREATE TRIGGER templates_logged_remove AFTER DELETE ON templates BEGIN
+        INSERT INTO template_log (template_id, op) VALUES (OLD.id, 'remove');
+    END;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        person_id INTEGER,
+        decision TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_action ON audit(action);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise StorageError(
+            f"this gallery has schema version {found}, newer than this faceindex knows "
+            f"({SCHEMA_VERSION}): upgrade faceindex"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current >= version:
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buf!r}")
+    return out

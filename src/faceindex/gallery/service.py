@@ -1,0 +1,506 @@
+"""The gallery service: enrol people, identify faces, manage and erase people.
+
+Composes the store (SQLite), the recognition pipeline, a vector index (a cache rebuilt from
+the store and kept current by replaying the store's template log, so that enrolments made
+by other processes are seen) and the open-set decision of :mod:`faceindex.search`.
+
+Enrolment quality gate, per photo, with reasons: unreadable, no face, several faces (an
+enrolment photo must be unambiguous), and the face quality issues of
+:mod:`faceindex.quality` (too small, blurry, too dark/bright, extreme pose). A photo whose
+bytes are already enrolled is a duplicate (skipped for the same person, rejected for
+another), which also makes bulk enrolment resumable. An accepted photo whose face is closer
+to another enrolled person than to its own person's templates is flagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceindex.errors import (
+    EmbeddingModelMismatchError,
+    FaceIndexError,
+    InvalidInputError,
+    NotFoundError,
+)
+from faceindex.gallery.store import Person, SqliteStore
+from faceindex.io.image import ImageSource, load_image
+from faceindex.pipeline import Pipeline
+from faceindex.privacy.crypto import TemplateKey
+from faceindex.quality import QualityThresholds
+from faceindex.search import AggregationRule, IdentDecision, rank_people
+from faceindex.search import decide as decide_identity
+from faceindex.types import BBox, Face, ImageArray, Quality
+
+log = logging.getLogger(__name__)
+
+
+class EnrolStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoOutcome:
+    source: str
+    status: EnrolStatus
+    reasons: tuple[str, ...] = ()
+    template_id: int | None = None
+    quality: Quality | None = None
+    flags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": str(self.status),
+            "reasons": list(self.reasons),
+            "template_id": self.template_id,
+            "quality": self.quality.as_dict() if self.quality else None,
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentReport:
+    person: Person | None
+    outcomes: tuple[PhotoOutcome, ...]
+
+    @property
+    def accepted(self) -> tuple[PhotoOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is EnrolStatus.ACCEPTED)
+
+    @property
+    def rejected(self) -> tuple[PhotoOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is EnrolStatus.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonHit:
+    id: int
+    name: str
+    similarity: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "similarity": round(self.similarity, 6)}
+
+
+@dataclass(frozen=True, slots=True)
+class FaceIdentity:
+    """One face of a probe photo: who it is (``person`` None = unknown) and the runner-up."""
+
+    bbox: BBox
+    decision: IdentDecision
+    best: PersonHit | None
+    runner_up: PersonHit | None
+    quality: Quality | None
+
+    @property
+    def person(self) -> PersonHit | None:
+        return self.best if self.decision is IdentDecision.IDENTIFIED else None
+
+    @property
+    def similarity(self) -> float | None:
+        return None if self.best is None else self.best.similarity
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexState:
+    index: Any
+    owners: dict[int, int]
+    last_seq: int
+
+
+class Gallery:
+    """A gallery bound to one embedding model; thread-safe; one per process or app."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        pipeline: Pipeline,
+        *,
+        index_backend: str = "exact",
+        threshold: float | None = None,
+        margin: float = 0.0,
+        rule: AggregationRule = AggregationRule.MAX,
+        top_k: int = 50,
+        keep_photos: bool = False,
+        actor: str = "local",
+        quality: QualityThresholds | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.index_backend = index_backend
+        self.threshold = pipeline.threshold if threshold is None else threshold
+        self.margin = margin
+        self.rule = rule
+        self.top_k = top_k
+        self.keep_photos = keep_photos
+        self.actor = actor
+        self.quality = quality or QualityThresholds()
+        self._index_lock = threading.Lock()
+        self._state: _IndexState | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        pipeline: Pipeline | None = None,
+        key: TemplateKey | None = None,
+        **options: Any,
+    ) -> Gallery:
+        store = SqliteStore(path, key=key)
+        return cls(store, pipeline or Pipeline.from_settings(), **options)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_model(self) -> None:
+        bound = self.store.model_id
+        if bound is not None and bound != self.pipeline.model_id:
+            raise EmbeddingModelMismatchError(
+                f"this gallery holds {bound!r} templates but the pipeline makes "
+                f"{self.pipeline.model_id!r} ones: use the gallery's model, or re-embed it "
+                "(needs the photos kept with --keep-photos)",
+                gallery_model=bound,
+                model=self.pipeline.model_id,
+            )
+
+    # -- enrolment --------------------------------------------------------------------
+
+    def enroll(
+        self,
+        name: str,
+        images: Sequence[ImageSource],
+        *,
+        sources: Sequence[str] | None = None,
+        keep_photos: bool | None = None,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> EnrolmentReport:
+        """Enrol photos of one person (created on the first accepted photo)."""
+        self._check_model()
+        if sources is not None and len(sources) != len(images):
+            raise InvalidInputError("sources must name each image")
+        keep = self.keep_photos if keep_photos is None else keep_photos
+        outcomes = []
+        for i, image in enumerate(images):
+            label = sources[i] if sources is not None else _label(image, i)
+            outcomes.append(
+                self._enroll_one(
+                    name, image, label, keep, external_id=external_id, metadata=metadata
+                )
+            )
+        person = None
+        with contextlib.suppress(NotFoundError):
+            person = self.store.person(name.strip())
+        return EnrolmentReport(person, tuple(outcomes))
+
+    def _enroll_one(
+        self,
+        name: str,
+        image: ImageSource,
+        label: str,
+        keep: bool,
+        *,
+        external_id: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> PhotoOutcome:
+        try:
+            data = _image_bytes(image)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        digest = hashlib.sha256(data).hexdigest()
+        existing = self._person_id(name)
+        owners = self.store.photo_owners(digest)
+        if owners:
+            if existing is not None and existing in owners:
+                return PhotoOutcome(label, EnrolStatus.DUPLICATE, ("already_enrolled",))
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("duplicate_of_other_person",))
+        try:
+            source = data if isinstance(image, str | Path) else image
+            rgb = load_image(source, limits=self.pipeline.limits, name=label)
+            faces = self.pipeline.detect(rgb)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        if not faces:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("no_face",))
+        if len(faces) > 1:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("several_faces",))
+        face = faces[0]
+        if face.quality is not None and face.quality.issues:
+            return PhotoOutcome(
+                label,
+                EnrolStatus.REJECTED,
+                tuple(str(i) for i in face.quality.issues),
+                quality=face.quality,
+            )
+        face = self.pipeline.embed_faces(rgb, [face])[0]
+        if face.embedding is None:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("not_embedded",))
+        flags = self._cross_check(face, existing)
+        with self.store.transaction() as conn:
+            person_id = self.store.find_person_id(conn, name)
+            if person_id is None:
+                person_id = self.store.create_person(
+                    conn, name, external_id=external_id, metadata=metadata
+                )
+            photo_id = self.store.add_photo(
+                conn, person_id, digest, source=label, data=_photo_to_keep(image, data, rgb, keep)
+            )
+            template_id = self.store.add_template(
+                conn,
+                person_id,
+                face.embedding,
+                photo_id=photo_id,
+                quality=face.quality.score if face.quality else None,
+                bbox=face.bbox,
+            )
+            self.store.audit(
+                conn,
+                "enroll",
+                actor=self.actor,
+                person_id=person_id,
+                decision="accepted",
+                details={"template_id": template_id, "flags": list(flags)},
+            )
+        return PhotoOutcome(
+            label,
+            EnrolStatus.ACCEPTED,
+            (),
+            template_id=template_id,
+            quality=face.quality,
+            flags=flags,
+        )
+
+    def _person_id(self, name: str) -> int | None:
+        try:
+            return self.store.person(name.strip()).id
+        except NotFoundError:
+            return None
+
+    def _cross_check(self, face: Face, own_id: int | None) -> tuple[str, ...]:
+        assert face.embedding is not None
+        ranked = self._rank(face.embedding.vector[None, :])[0]
+        if not ranked:
+            return ()
+        own = next((c.similarity for c in ranked if c.person_id == own_id), None)
+        other = next((c for c in ranked if c.person_id != own_id), None)
+        if other is None:
+            return ()
+        if own is not None and other.similarity > own:
+            return (f"closer_to_other_person:{other.person_id}",)
+        if own is None and other.similarity >= self.threshold:
+            return (f"matches_other_person:{other.person_id}",)
+        return ()
+
+    # -- identification ---------------------------------------------------------------
+
+    def identify(self, image: ImageSource) -> tuple[FaceIdentity, ...]:
+        """Every face of a photo, identified against the gallery (or unknown)."""
+        self._check_model()
+        faces = self.pipeline.analyze(image)
+        if not faces:
+            self._audit_identify(image, ())
+            return ()
+        vectors = np.stack([f.embedding.vector for f in faces if f.embedding is not None])
+        ranked_all = self._rank(vectors)
+        ids = {c.person_id for ranked in ranked_all for c in ranked[:2]}
+        names = self.store.names(sorted(ids))
+        results = []
+        for face, ranked in zip(faces, ranked_all, strict=True):
+            decision = decide_identity(ranked, threshold=self.threshold, margin=self.margin)
+
+            def hit(c: Any) -> PersonHit | None:
+                if c is None or c.person_id not in names:
+                    return None
+                return PersonHit(c.person_id, names[c.person_id], c.similarity)
+
+            results.append(
+                FaceIdentity(
+                    bbox=face.bbox,
+                    decision=decision.decision,
+                    best=hit(decision.best),
+                    runner_up=hit(decision.runner_up),
+                    quality=face.quality,
+                )
+            )
+        out = tuple(results)
+        self._audit_identify(image, out)
+        return out
+
+    def _audit_identify(self, image: ImageSource, faces: tuple[FaceIdentity, ...]) -> None:
+        with self.store.transaction() as conn:
+            self.store.audit(
+                conn,
+                "identify",
+                actor=self.actor,
+                decision=",".join(str(f.decision) for f in faces) or "no_face",
+                details={
+                    "faces": len(faces),
+                    "identified": [f.person.id for f in faces if f.person is not None],
+                },
+            )
+
+    def _rank(self, vectors: np.ndarray) -> list[list[Any]]:
+        state = self._sync_index()
+        if len(state.index) == 0:
+            return [[] for _ in range(len(vectors))]
+        k = min(self.top_k, len(state.index))
+        ids, sims = state.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        out = []
+        for row_ids, row_sims in zip(ids, sims, strict=True):
+            keep = row_ids >= 0
+            owners = [state.owners[int(t)] for t in row_ids[keep]]
+            out.append(rank_people(row_sims[keep], owners, self.rule))
+        return out
+
+    # -- the index cache --------------------------------------------------------------
+
+    def _sync_index(self) -> _IndexState:
+        """Build the index on first use, then replay the store's log to stay current."""
+        with self._index_lock:
+            state = self._state
+            if state is None:
+                state = self._build_index()
+            else:
+                added, removed, last = self.store.changes_since(state.last_seq)
+                if added or removed:
+                    if removed:
+                        state.index.remove(np.array(removed, dtype=np.int64))
+                        for t in removed:
+                            state.owners.pop(t, None)
+                    if added:
+                        fresh = self.store.vectors(added)
+                        if len(fresh.template_ids):
+                            state.index.add(fresh.template_ids, fresh.vectors)
+                            for t, p in zip(fresh.template_ids, fresh.person_ids, strict=True):
+                                state.owners[int(t)] = int(p)
+                    state = dataclasses.replace(state, last_seq=last)
+            self._state = state
+            return state
+
+    def _build_index(self) -> _IndexState:
+        from faceindex.index import build_index
+
+        vs = self.store.vectors()
+        dim = vs.vectors.shape[1] if len(vs.template_ids) else self.pipeline.embedder.spec.dim
+        index = build_index(self.index_backend, dim)
+        if len(vs.template_ids):
+            index.add(vs.template_ids, vs.vectors)
+        owners = {int(t): int(p) for t, p in zip(vs.template_ids, vs.person_ids, strict=True)}
+        return _IndexState(index=index, owners=owners, last_seq=vs.last_seq)
+
+    def rebuild_index(self) -> int:
+        """Drop the index cache and rebuild it from the store; returns its size."""
+        with self._index_lock:
+            self._state = self._build_index()
+            return len(self._state.index)
+
+    # -- people management ------------------------------------------------------------
+
+    def people(
+        self, *, search: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[Person]:
+        return self.store.persons(search=search, offset=offset, limit=limit)
+
+    def person(self, ref: int | str) -> Person:
+        return self.store.person(ref)
+
+    def rename(self, ref: int | str, new_name: str) -> Person:
+        person = self.store.person(ref)
+        with self.store.transaction() as conn:
+            self.store.update_person(conn, person.id, name=new_name)
+            self.store.audit(conn, "rename", actor=self.actor, person_id=person.id)
+        return self.store.person(person.id)
+
+    def update(
+        self,
+        ref: int | str,
+        *,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        person = self.store.person(ref)
+        with self.store.transaction() as conn:
+            self.store.update_person(conn, person.id, external_id=external_id, metadata=metadata)
+            self.store.audit(conn, "update", actor=self.actor, person_id=person.id)
+        return self.store.person(person.id)
+
+    def remove(self, ref: int | str) -> int:
+        """Erase a person: every template, photo and index entry. Returns templates removed."""
+        person = self.store.person(ref)
+        with self.store.transaction() as conn:
+            n = self.store.delete_person(conn, person.id)
+            self.store.audit(
+                conn, "delete", actor=self.actor, person_id=person.id, details={"templates": n}
+            )
+        self.store.checkpoint()
+        self._sync_index()
+        return n
+
+    def remove_template(self, template_id: int) -> None:
+        with self.store.transaction() as conn:
+            person_id = self.store.delete_template(conn, template_id)
+            self.store.audit(
+                conn,
+                "delete_template",
+                actor=self.actor,
+                person_id=person_id,
+                details={"template_id": template_id},
+            )
+        self.store.checkpoint()
+        self._sync_index()
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.store.audit_events(**filters)
+
+
+def _label(image: ImageSource, i: int) -> str:
+    return str(image) if isinstance(image, str | Path) else f"image {i + 1}"
+
+
+def _image_bytes(image: ImageSource) -> bytes:
+    """The bytes whose hash identifies a photo (file bytes, or the array's pixels)."""
+    if isinstance(image, str | Path):
+        path = Path(image)
+        if not path.is_file():
+            raise NotFoundError(f"{path}: no such file", path=str(path))
+        return path.read_bytes()
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, np.ndarray):
+        return np.ascontiguousarray(image).tobytes() + str(image.shape).encode()
+    raise InvalidInputError(f"unsupported image source of type {type(image).__name__}")
+
+
+def _photo_to_keep(image: ImageSource, data: bytes, rgb: ImageArray, keep: bool) -> bytes | None:
+    """The photo as the user gave it (encoded file bytes), or PNG for an array."""
+    if not keep:
+        return None
+    if not isinstance(image, np.ndarray):
+        return data
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Privacy: template encryption at rest, erasure support, anonymisation."""
