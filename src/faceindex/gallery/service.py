@@ -401,7 +401,8 @@ class Gallery:
         from faceindex.index import build_index
 
         vs = self.store.vectors()
-        dim = vs.vectors.shape[1] if len(vs.template_ids) else self.pipeline.embedder.spec.dim
+        dim = vs.vectors.shape[1] if len(vs.template_ids) else int(self.store.meta("dim") or 0)
+        dim = dim or self.pipeline.embedder.spec.dim
         index = build_index(self.index_backend, dim)
         if len(vs.template_ids):
             index.add(vs.template_ids, vs.vectors)
@@ -453,7 +454,8 @@ class Gallery:
                 conn, "delete", actor=self.actor, person_id=person.id, details={"templates": n}
             )
         self.store.checkpoint()
-        self._sync_index()
+        if self._state is not None:  # drop the vectors from a built index now
+            self._sync_index()
         return n
 
     def remove_template(self, template_id: int) -> None:
@@ -467,7 +469,8 @@ class Gallery:
                 details={"template_id": template_id},
             )
         self.store.checkpoint()
-        self._sync_index()
+        if self._state is not None:  # drop the vectors from a built index now
+            self._sync_index()
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         return self.store.audit_events(**filters)
