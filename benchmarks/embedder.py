@@ -79,6 +79,12 @@ def main() -> None:
     parser.add_argument(
         "--no-spin", action="store_true", help="stop onnxruntime's threads busy-waiting"
     )
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        help="also time photos/s end to end on this folder (e.g. ../shared/dev-data/faces)",
+    )
     args = parser.parse_args()
 
     chips = cut_chips(args.chips_from)
@@ -128,13 +134,59 @@ def main() -> None:
                 f"{loop_ms / onnx_ms:>8.1f}x  {list_ms / onnx_ms:>8.1f}x"
             )
 
-    # ------------------------------------------------------------------------------------
-    # TODO(end-to-end): photos per second, end to end, with the fused embedder.
-    # To be added once the pipeline exists (decode -> detect -> align -> embed, dlib ResNet
-    # ONNX fused with SFace), timed over the same --chips-from photos, next to
-    # face_recognition's own per-photo time. Deliberately not built here: this script
-    # measures the descriptor network alone.
-    # ------------------------------------------------------------------------------------
+    if args.photos is not None:
+        end_to_end(args.photos, args.repeats)
+
+
+def end_to_end(photos: Path, repeats: int) -> None:
+    """Photos per second, decode + detect + embed every face, fusion before and after the port.
+
+    Each configuration runs in its own process through benchmarks/throughput.py's worker
+    mode, on the same photos: faceindex with the fused embedder computing dlib's descriptor
+    with dlib itself ("before") and with the ONNX graph ("after"), and face_recognition.
+    """
+    import json
+    import statistics
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    runs = {
+        "fusion, dlib descriptor via dlib-bin (before)": [
+            "--system",
+            "faceindex",
+            "--dlib-backend",
+            "dlib",
+        ],
+        "fusion, dlib descriptor via ONNX (after)": [
+            "--system",
+            "faceindex",
+            "--dlib-backend",
+            "onnx",
+        ],
+        "face_recognition (hog + dlib)": ["--system", "face_recognition"],
+    }
+    print(f"\nend to end on {photos} ({repeats} passes each, median):")
+    rates = {}
+    for name, extra in runs.items():
+        cmd = [
+            sys.executable,
+            str(here / "throughput.py"),
+            str(photos),
+            "--repeats",
+            str(repeats),
+            *extra,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        n = len(result["counts"])
+        rates[name] = n / statistics.median(result["times"])
+        print(f"  {name:<48} {rates[name]:6.2f} photos/s, {sum(result['counts'])} faces")
+    before, after, peer = rates.values()
+    print(
+        f"  after/before: {after / before:.2f}x; after/face_recognition: {after / peer:.2f}x "
+        "(target >= 3x)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def run_faceindex(
-    files: list[Path], repeats: int, embedder: str, detector: str
+    files: list[Path], repeats: int, embedder: str, detector: str, dlib_backend: str
 ) -> dict[str, object]:
     from faceindex.config import DetectionSettings, EmbeddingSettings, Settings
+    from faceindex.embedding import EMBEDDERS
     from faceindex.pipeline import Pipeline
 
     pipeline = Pipeline.from_settings(
@@ -39,6 +40,12 @@ def run_faceindex(
             embedding=EmbeddingSettings(embedder=embedder),
         )
     )
+    if dlib_backend != "onnx":
+        option = "dlib_backend" if embedder == "fusion" else "backend"
+        pipeline = Pipeline(
+            detector=pipeline.detector,
+            embedder=EMBEDDERS.get(embedder)(**{option: dlib_backend}),
+        )
     t = time.perf_counter()
     pipeline.warm_up()
     load_s = time.perf_counter() - t
@@ -71,7 +78,7 @@ def run_peer(files: list[Path], repeats: int) -> dict[str, object]:
 def child(args: argparse.Namespace) -> int:
     files = image_files(args.dir)
     if args.system == "faceindex":
-        out = run_faceindex(files, args.repeats, args.embedder, args.detector)
+        out = run_faceindex(files, args.repeats, args.embedder, args.detector, args.dlib_backend)
     else:
         out = run_peer(files, args.repeats)
     out["peak_rss_mb"] = peak_rss_mb()
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="fusion")
     ap.add_argument("--detector", default="yunet")
     ap.add_argument("--system", choices=["faceindex", "face_recognition"], help=argparse.SUPPRESS)
+    ap.add_argument("--dlib-backend", default="onnx", choices=["onnx", "dlib"])
     ap.add_argument("--no-peer", action="store_true")
     args = ap.parse_args(argv)
     if args.system:
