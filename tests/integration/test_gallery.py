@@ -201,3 +201,26 @@ def test_not_a_database_is_a_storage_error(tmp_path: Path, pipeline: Pipeline) -
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError, match=r"junk\.db"):
         open_gallery(bad, pipeline=pipeline)
+
+
+def test_reembed_needs_kept_photos(tmp_path: Path, pipeline: Pipeline, fixtures_dir: Path) -> None:
+    from faceindex.config import EmbeddingSettings, Settings
+    from faceindex.errors import ConflictError
+
+    sface = Pipeline.from_settings(Settings(embedding=EmbeddingSettings(embedder="sface")))
+    kept, bare = tmp_path / "kept.db", tmp_path / "bare.db"
+    with open_gallery(bare, pipeline=pipeline) as g:
+        g.enroll("Obama", [fixtures_dir / "obama.jpg"])
+        with pytest.raises(ConflictError, match="no kept photo"):
+            g.reembed(sface)
+        assert g.store.model_id == "fusion-sface-dlib-v1"  # untouched
+    with open_gallery(kept, pipeline=pipeline, keep_photos=True) as g:
+        g.enroll("Obama", [fixtures_dir / "obama.jpg", fixtures_dir / "obama2.jpg"])
+        g.enroll("Biden", [fixtures_dir / "biden.jpg"])
+        assert g.reembed(sface) == 3
+        assert g.store.model_id == "sface-2021dec"
+        assert g.audit(action="reembed")[0]["details"]["templates"] == 3
+    with open_gallery(kept, pipeline=sface) as g:
+        (face,) = g.identify(fixtures_dir / "obama3.jpg")
+        assert face.person is not None and face.person.name == "Obama"
+        assert g.person("Obama").templates == 2

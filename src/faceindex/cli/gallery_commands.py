@@ -273,6 +273,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_reembed(args: argparse.Namespace) -> int:
+    new = Pipeline.from_settings(settings_from(args))
+    with open_from(args, with_pipeline=False) as gallery:
+        old = gallery.store.model_id
+        start = time.perf_counter()
+        n = gallery.reembed(new)
+        elapsed = time.perf_counter() - start
+    if args.json:
+        print(dumps({"from": old, "to": new.model_id, "templates": n}))
+    else:
+        print(f"re-embedded {n} templates: {old} -> {new.model_id} in {elapsed:.1f} s")
+    return OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     with open_from(args, with_pipeline=False) as gallery:
         person_id = gallery.person(args.person).id if args.person else None

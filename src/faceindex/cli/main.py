@@ -142,6 +142,15 @@ def _gallery_parsers(sub: Any, model_options: Any) -> None:
     add_gallery_options(a)
     a.add_argument("--json", action="store_true", help="JSON on stdout")
 
+    p = sub.add_parser(
+        "reembed",
+        help="move the gallery to another embedding model",
+        description="Re-embed every template with the model chosen by --embedder/--detector. "
+        "Needs the photos kept at enrolment (--keep-photos); all or nothing.",
+    )
+    add_gallery_options(p)
+    model_options(p, embedder=True)
+
     p = sub.add_parser("audit", help="query the audit log")
     p.add_argument("--action", help="enroll, identify, delete, rename, keys_rotate, ...")
     p.add_argument("--person", help="name or #id")

@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from faceindex.errors import (
+    ConflictError,
     EmbeddingModelMismatchError,
     FaceIndexError,
     InvalidInputError,
+    NoFaceError,
     NotFoundError,
 )
 from faceindex.gallery.store import Person, SqliteStore
@@ -415,6 +417,73 @@ class Gallery:
             self._state = self._build_index()
             return len(self._state.index)
 
+    # -- model migration --------------------------------------------------------------
+
+    def reembed(self, pipeline: Pipeline) -> int:
+        """Move the gallery to ``pipeline``'s model by re-embedding every kept photo.
+
+        All or nothing: every template must come from a kept photo (``keep_photos``),
+        every face is found again in its photo (the face whose box overlaps the stored
+        box most), and the old templates are replaced in one transaction, so a failure
+        leaves the gallery on its old model, intact. Returns the templates written.
+        """
+        sources = self.store.template_sources()
+        missing = [t for t, _, photo, kept in sources if photo is None or not kept]
+        if missing:
+            raise ConflictError(
+                f"{len(missing)} of {len(sources)} templates have no kept photo, so they cannot "
+                "be re-embedded: enrol with keep_photos (--keep-photos) or stay on the "
+                f"gallery's model {self.store.model_id!r}",
+                templates_without_photo=len(missing),
+            )
+        by_photo: dict[int, list[int]] = {}
+        for template_id, _, photo_id, _ in sources:
+            by_photo.setdefault(int(photo_id or 0), []).append(template_id)
+        infos = {
+            t.id: t for pid in {p for _, p, _, _ in sources} for t in self.store.templates(pid)
+        }
+        new_rows: list[tuple[int, int, Face]] = []
+        for photo_id, template_ids in by_photo.items():
+            data = self.store.photo_bytes(photo_id)
+            if data is None:  # pragma: no cover - excluded above
+                raise ConflictError(f"photo #{photo_id} is not kept")
+            rgb = load_image(data, limits=pipeline.limits, name=f"photo #{photo_id}")
+            faces = pipeline.detect(rgb)
+            for template_id in template_ids:
+                info = infos[template_id]
+                face = _matching_face(faces, info.bbox)
+                if face is None:
+                    raise NoFaceError(
+                        f"the face of template #{template_id} is not found again in photo "
+                        f"#{photo_id} by the new model's detector; nothing was changed"
+                    )
+                new_rows.append((info.person_id, photo_id, pipeline.embed_faces(rgb, [face])[0]))
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM templates")
+            self.store.unbind_model(conn)
+            for person_id, photo_id, face in new_rows:
+                assert face.embedding is not None  # set by embed_faces
+                self.store.add_template(
+                    conn,
+                    person_id,
+                    face.embedding,
+                    photo_id=photo_id,
+                    quality=face.quality.score if face.quality else None,
+                    bbox=face.bbox,
+                )
+            self.store.audit(
+                conn,
+                "reembed",
+                actor=self.actor,
+                details={"model_id": pipeline.model_id, "templates": len(new_rows)},
+            )
+        self.store.checkpoint()
+        self.pipeline = pipeline
+        self.threshold = pipeline.threshold
+        with self._index_lock:
+            self._state = None
+        return len(new_rows)
+
     # -- people management ------------------------------------------------------------
 
     def people(
@@ -507,3 +576,12 @@ def _photo_to_keep(image: ImageSource, data: bytes, rgb: ImageArray, keep: bool)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _matching_face(faces: Sequence[Face], bbox: BBox | None) -> Face | None:
+    if not faces:
+        return None
+    if bbox is None:
+        return faces[0] if len(faces) == 1 else None
+    best = max(faces, key=lambda f: f.bbox.iou(bbox))
+    return best if best.bbox.iou(bbox) >= 0.3 else None

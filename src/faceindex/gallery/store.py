@@ -436,6 +436,21 @@ class SqliteStore:
             )
         return int(row["person_id"])
 
+    def template_sources(self) -> list[tuple[int, int, int | None, bool]]:
+        """(template id, person id, photo id, photo bytes kept?) for every template."""
+        rows = self._query(
+            "SELECT t.id, t.person_id, t.photo_id, f.data IS NOT NULL AS kept FROM templates t"
+            " LEFT JOIN photos f ON f.id = t.photo_id ORDER BY t.id"
+        )
+        return [(int(r[0]), int(r[1]), r[2], bool(r[3])) for r in rows]
+
+    def unbind_model(self, conn: sqlite3.Connection) -> None:
+        """Forget the gallery's model (only once every template is gone)."""
+        left = conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
+        if left:
+            raise ConflictError("cannot change the gallery's model while templates remain")
+        conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'dim')")
+
     # -- vectors ----------------------------------------------------------------------
 
     def _seal(
