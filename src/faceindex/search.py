@@ -11,8 +11,11 @@ are grouped by person, each person gets one score by an aggregation rule, and th
   confidently named).
 
 Aggregation rules (``AggregationRule``): ``max`` (best template), ``mean-top2`` (mean of a
-person's two best templates; a person with one template uses it alone). The default is
-chosen by measurement in ``benchmarks/identification.py``.
+person's two best templates; a person with one template uses it alone). ``mean-top2`` is
+the gallery's default, chosen by measurement (``benchmarks/identification.py`` on glint6,
+5 templates per person: FNIR at FPIR 1e-2 of 0.0106 against 0.0170 for ``max``, lower in 9
+of 10 photo splits). The default margin is 0: every margin tried raised FNIR at FPIR 1e-2
+there; glint6 has no look-alikes, so a deployment with twins may want one.
 """
 
 from __future__ import annotations

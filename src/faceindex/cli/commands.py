@@ -183,6 +183,95 @@ def _verify_pairs(args: argparse.Namespace) -> int:
     return OK if failures == 0 else PARTIAL_FAILURE
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from faceindex.eval import protocols
+    from faceindex.eval.report import write_report
+
+    pipeline = Pipeline.from_settings(settings_from(args))
+    embed = protocols.pipeline_embed_fn(pipeline)
+    groups = protocols.load_groups(args.groups) if args.groups else None
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("embedding photos", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result: protocols.PairsResult | protocols.GalleryResult
+        if args.eval_action == "pairs":
+            result = protocols.evaluate_pairs_csv(
+                args.pairs,
+                embed,
+                threshold=pipeline.threshold,
+                root=args.root,
+                target_fmr=args.target_fmr,
+                groups=groups,
+                progress=advance,
+            )
+        else:
+            result = protocols.evaluate_gallery(
+                args.folder,
+                embed,
+                threshold=pipeline.threshold,
+                enrol_per_person=args.enrol,
+                unknown_fraction=args.unknown_fraction,
+                seed=args.seed,
+                groups=groups,
+                target_fpir=args.target_fpir,
+                progress=advance,
+            )
+    written = write_report(result, args.out)
+    if args.json:
+        print(result.to_json(indent=None))
+    else:
+        _print_eval_summary(result)
+    print(f"report: {Path(args.out) / 'report.html'} ({len(written)} files)", file=sys.stderr)
+    return OK
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_eval_summary(result: Any) -> None:
+    v = result.verification
+    if v is not None:
+        print(
+            f"verification: AUC {_fmt(v.auc)}  EER {_fmt(v.eer)}  "
+            f"({v.n_genuine} genuine, {v.n_impostor} impostor trials)"
+        )
+        for p in v.tar_at_far:
+            note = "" if p.measurable else " (too few impostors to measure)"
+            print(f"  TAR at FAR {p.far:g}: {_fmt(p.tar)}{note}")
+        print(f"  at threshold {v.threshold:.3f}: FMR {_fmt(v.fmr)}  FNMR {_fmt(v.fnmr)}")
+        print(f"  recommended threshold for FMR {v.target_fmr:g}: {v.recommended_threshold:.4f}")
+    ident = getattr(result, "identification", None)
+    if ident is not None:
+        print(
+            f"identification ({ident.rule}): rank-1 {_fmt(ident.rank1)}  "
+            f"({ident.n_mated} mated, {ident.n_nonmated} non-mated probes)"
+        )
+        r = ident.at_threshold
+        print(f"  at threshold: FPIR {_fmt(r.fpir)}  FNIR {_fmt(r.fnir)}")
+        if ident.at_target is not None:
+            t = ident.at_target
+            print(f"  FNIR at FPIR {t.fpir:g}: {_fmt(t.fnir)} (threshold {t.threshold:.4f})")
+    for breakdown in (result.groups, getattr(result, "open_set_groups", None)):
+        if breakdown is not None:
+            _print_groups(breakdown)
+
+
+def _print_groups(g: Any) -> None:
+    first, second = g.names
+    print(f"per group at threshold {g.threshold:.3f}:")
+    for row in g.groups:
+        print(f"  {row.group:<12} {first} {_fmt(row.fmr)}  {second} {_fmt(row.fnmr)}")
+    for name, d in ((first, g.fmr_disparity), (second, g.fnmr_disparity)):
+        ratio = "-" if d.ratio is None else ("inf" if d.ratio == float("inf") else f"{d.ratio:.2f}")
+        print(f"  {name} worst/best: {ratio} ({d.worst_group} vs {d.best_group})")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from faceindex.detection import DETECTORS
     from faceindex.embedding import EMBEDDERS, EmbedderSpec

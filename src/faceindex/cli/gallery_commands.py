@@ -38,6 +38,7 @@ class _NoPipeline:
 
     threshold = 0.0
     model_id = ""
+    embedder = None
 
     def __getattr__(self, name: str) -> Any:
         raise ConfigError("this command does not use the recognition pipeline")

@@ -151,6 +151,32 @@ def _gallery_parsers(sub: Any, model_options: Any) -> None:
     add_gallery_options(p)
     model_options(p, embedder=True)
 
+    p = sub.add_parser(
+        "eval",
+        help="measure accuracy on your own photos",
+        description="Evaluate verification on a pairs CSV or open-set identification on a "
+        "folder per person; writes PNG plots, report.html and report.json to --out.",
+    )
+    acts = p.add_subparsers(dest="eval_action", metavar="PROTOCOL", required=True)
+    pa = acts.add_parser("pairs", help="verification on PAIRS.csv (columns a,b,same)")
+    pa.add_argument("pairs", metavar="PAIRS.csv")
+    pa.add_argument("--root", metavar="DIR", help="folder the paths are relative to")
+    pa.add_argument("--target-fmr", type=float, default=1e-3, help="for the recommended threshold")
+    b = acts.add_parser("gallery", help="open-set identification on DIR/<person>/<photos>")
+    b.add_argument("folder", metavar="DIR")
+    b.add_argument("--enrol", type=int, default=5, help="photos enrolled per person")
+    b.add_argument(
+        "--unknown-fraction", type=float, default=0.3, help="share of people kept out as unknown"
+    )
+    b.add_argument("--seed", type=int, default=0, help="seed of the enrol/probe split")
+    b.add_argument("--target-fpir", type=float, default=1e-2)
+    for a in (pa, b):
+        a.add_argument(
+            "--groups", metavar="GROUPS.json", help="person -> group, for per-group rates"
+        )
+        a.add_argument("--out", metavar="DIR", default="faceindex-report", help="report folder")
+        model_options(a, embedder=True)
+
     p = sub.add_parser("audit", help="query the audit log")
     p.add_argument("--action", help="enroll, identify, delete, rename, keys_rotate, ...")
     p.add_argument("--person", help="name or #id")

@@ -34,6 +34,10 @@ class EmbedderSpec:
     target_fmr: float
     calibration: str
     licence: str
+    #: Open-set identification threshold on the aggregated person score, for a false
+    #: positive identification rate of 1e-2 (None: use ``threshold``). It rises with the
+    #: gallery's size: recalibrate with ``faceindex eval gallery`` on your own gallery.
+    identify_threshold: float | None = None
 
 
 @runtime_checkable

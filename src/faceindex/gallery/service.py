@@ -134,7 +134,7 @@ class Gallery:
         index_backend: str = "exact",
         threshold: float | None = None,
         margin: float = 0.0,
-        rule: AggregationRule = AggregationRule.MAX,
+        rule: AggregationRule = AggregationRule.MEAN_TOP2,
         top_k: int = 50,
         keep_photos: bool = False,
         actor: str = "local",
@@ -143,7 +143,7 @@ class Gallery:
         self.store = store
         self.pipeline = pipeline
         self.index_backend = index_backend
-        self.threshold = pipeline.threshold if threshold is None else threshold
+        self.threshold = _identify_threshold(pipeline) if threshold is None else threshold
         self.margin = margin
         self.rule = rule
         self.top_k = top_k
@@ -479,7 +479,7 @@ class Gallery:
             )
         self.store.checkpoint()
         self.pipeline = pipeline
-        self.threshold = pipeline.threshold
+        self.threshold = _identify_threshold(pipeline)
         with self._index_lock:
             self._state = None
         return len(new_rows)
@@ -585,3 +585,13 @@ def _matching_face(faces: Sequence[Face], bbox: BBox | None) -> Face | None:
         return faces[0] if len(faces) == 1 else None
     best = max(faces, key=lambda f: f.bbox.iou(bbox))
     return best if best.bbox.iou(bbox) >= 0.3 else None
+
+
+def _identify_threshold(pipeline: Pipeline) -> float:
+    """The open-set threshold: the spec's own, unless the user overrode the verification one."""
+    spec = getattr(getattr(pipeline, "embedder", None), "spec", None)
+    if spec is None:  # a stand-in pipeline that never identifies
+        return pipeline.threshold
+    if pipeline.threshold != spec.threshold or spec.identify_threshold is None:
+        return pipeline.threshold
+    return float(spec.identify_threshold)
