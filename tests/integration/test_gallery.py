@@ -224,3 +224,23 @@ def test_reembed_needs_kept_photos(tmp_path: Path, pipeline: Pipeline, fixtures_
         (face,) = g.identify(fixtures_dir / "obama3.jpg")
         assert face.person is not None and face.person.name == "Obama"
         assert g.person("Obama").templates == 2
+
+
+def test_create_person_enrol_by_id_and_verify_person(gallery: Gallery, fixtures_dir: Path) -> None:
+    from faceindex.errors import ConflictError
+
+    person = gallery.create_person("Obama", external_id="emp-1", metadata={"team": "a"})
+    assert person.templates == 0 and person.metadata == {"team": "a"}
+    with pytest.raises(ConflictError):
+        gallery.create_person("Obama")
+    with pytest.raises(NotFoundError, match="no enrolled face"):
+        gallery.verify_person(fixtures_dir / "obama3.jpg", person.id)
+    report = gallery.enroll_person(
+        person.id, [fixtures_dir / "obama.jpg", fixtures_dir / "obama2.jpg"]
+    )
+    assert report.person is not None and report.person.templates == 2
+    assert gallery.verify_person(fixtures_dir / "obama3.jpg", person.id).match
+    assert not gallery.verify_person(fixtures_dir / "biden.jpg", "Obama").match
+    with pytest.raises(NotFoundError):
+        gallery.enroll_person(999, [fixtures_dir / "obama.jpg"])
+    assert gallery.audit(action="verify")[0]["decision"] == "no_match"

@@ -42,7 +42,7 @@ from faceindex.privacy.crypto import TemplateKey
 from faceindex.quality import QualityThresholds
 from faceindex.search import AggregationRule, IdentDecision, rank_people
 from faceindex.search import decide as decide_identity
-from faceindex.types import BBox, Face, ImageArray, Quality
+from faceindex.types import BBox, Face, ImageArray, Quality, Verification
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,61 @@ class Gallery:
         with contextlib.suppress(NotFoundError):
             person = self.store.person(name.strip())
         return EnrolmentReport(person, tuple(outcomes))
+
+    def create_person(
+        self,
+        name: str,
+        *,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        """Create a person with no templates yet (photos come with :meth:`enroll_person`)."""
+        with self.store.transaction() as conn:
+            person_id = self.store.create_person(
+                conn, name, external_id=external_id, metadata=metadata
+            )
+            self.store.audit(conn, "create_person", actor=self.actor, person_id=person_id)
+        return self.store.person(person_id)
+
+    def enroll_person(
+        self,
+        ref: int | str,
+        images: Sequence[ImageSource],
+        *,
+        sources: Sequence[str] | None = None,
+        keep_photos: bool | None = None,
+    ) -> EnrolmentReport:
+        """Enrol photos of an existing person, by id or name (:class:`NotFoundError` if none)."""
+        person = self.store.person(ref)
+        return self.enroll(person.name, images, sources=sources, keep_photos=keep_photos)
+
+    def verify_person(self, image: ImageSource, ref: int | str) -> Verification:
+        """1:1: is the largest face of ``image`` this enrolled person?
+
+        The face is compared with each of the person's templates and the scores are
+        aggregated by the gallery's rule; the decision uses the verification threshold.
+        """
+        self._check_model()
+        person = self.store.person(ref)
+        template_ids = [t.id for t in self.store.templates(person.id)]
+        if not template_ids:
+            raise NotFoundError(f"{person.name} has no enrolled face to compare with")
+        face = self.pipeline.largest_face(image)
+        if face.embedding is None:  # pragma: no cover - largest_face always embeds
+            raise NoFaceError("the face could not be embedded")
+        vs = self.store.vectors(template_ids)
+        sims = vs.vectors @ face.embedding.vector
+        ranked = rank_people(sims, vs.person_ids, self.rule)
+        result = Verification(ranked[0].similarity, self.pipeline.threshold, self.pipeline.model_id)
+        with self.store.transaction() as conn:
+            self.store.audit(
+                conn,
+                "verify",
+                actor=self.actor,
+                person_id=person.id,
+                decision=str(result.decision),
+            )
+        return result
 
     def _enroll_one(
         self,
