@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p_verify, embedder=True)
 
     _gallery_parsers(sub, model_options)
+    from faceindex.cli.api_commands import add_api_parsers
+
+    add_api_parsers(sub, add_gallery_options)
 
     p_models = sub.add_parser(
         "models", help="list detectors and embedders", description="List available models."
@@ -186,7 +189,7 @@ def _gallery_parsers(sub: Any, model_options: Any) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
     add_gallery_options(p)
 
-    p = sub.add_parser("keys", help="template encryption keys")
+    p = sub.add_parser("keys", help="API keys and template encryption keys")
     acts = p.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     a = acts.add_parser("generate", help="write a new random key to a file")
     a.add_argument("--out", required=True, metavar="FILE")
@@ -214,7 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from faceindex.cli import commands, gallery_commands
 
         name = f"cmd_{args.command}"
-        handler = getattr(commands, name, None) or getattr(gallery_commands, name)
+        handler = (
+            getattr(args, "handler", None)
+            or getattr(commands, name, None)
+            or getattr(gallery_commands, name)
+        )
         code: int = handler(args)
         return code
     except FaceIndexError as exc:

@@ -15,6 +15,9 @@ Layout:
   biometric data): vector indexes are caches that catch up by replaying it.
 - ``audit``: who did what, when, with what decision (ids, never names or vectors).
 - ``meta``: key/value settings such as the embedding model the gallery is bound to.
+- ``api_keys`` (migration 2): the REST API's keys: a name, the SHA-256 of the secret (the
+  secret itself is shown once at creation and never stored), comma-separated scopes, and
+  when it was created, last used and revoked.
 """
 
 from __future__ import annotations
@@ -85,6 +88,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX audit_action ON audit(action);
+    """,
+    # 2: API keys of the REST service (only a SHA-256 of each secret is stored)
+    """
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    );
     """,
 )
 

@@ -260,13 +260,10 @@ class SqliteStore:
         if offset < 0 or limit < 0:
             raise InvalidInputError("offset and limit must not be negative")
         if search:
-            pattern = (
-                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
             rows = self._query(
                 self._PERSON_SQL
                 + " WHERE p.name LIKE ? ESCAPE '\\' ORDER BY p.name LIMIT ? OFFSET ?",
-                (pattern, limit, offset),
+                (_like_pattern(search), limit, offset),
             )
         else:
             rows = self._query(
@@ -274,8 +271,16 @@ class SqliteStore:
             )
         return [self._person(r) for r in rows]
 
-    def count_persons(self) -> int:
-        return int(self._query("SELECT COUNT(*) AS n FROM persons")[0]["n"])
+    def count_persons(self, *, search: str | None = None) -> int:
+        """How many people there are (whose name contains ``search``, if given)."""
+        if search:
+            rows = self._query(
+                "SELECT COUNT(*) AS n FROM persons WHERE name LIKE ? ESCAPE '\\'",
+                (_like_pattern(search),),
+            )
+        else:
+            rows = self._query("SELECT COUNT(*) AS n FROM persons")
+        return int(rows[0]["n"])
 
     def names(self, ids: list[int]) -> dict[int, str]:
         if not ids:
@@ -419,6 +424,16 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    def count_templates(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM templates")[0]["n"])
+
+    def kept_photo_ids(self, person_id: int) -> set[int]:
+        """Ids of the person's photos whose bytes are kept (``keep_photos``)."""
+        rows = self._query(
+            "SELECT id FROM photos WHERE person_id = ? AND data IS NOT NULL", (person_id,)
+        )
+        return {int(r["id"]) for r in rows}
 
     def delete_template(self, conn: sqlite3.Connection, template_id: int) -> int:
         """Delete a template and, if it was its photo's last, the photo; returns the owner."""
@@ -626,6 +641,11 @@ class SqliteStore:
             }
             for r in rows
         ]
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching names that contain ``text`` literally (ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _json_object(metadata: Mapping[str, Any] | None) -> str:

@@ -1,0 +1,200 @@
+"""The FastAPI app factory: ``create_app(settings)``.
+
+Start-up (the lifespan) opens the gallery and the pipeline once, in a worker thread, then
+loads the models in the background: ``GET /v1/ready`` answers 503 until they are loaded
+(requests made before then wait for the load instead of failing). Model work runs in worker
+threads, at most ``model_workers`` requests at a time; gallery reads and writes run in
+the thread pool too, so the event loop only parses requests and writes answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from faceindex import __version__
+from faceindex.api import errors
+from faceindex.api.keys import KeyRing
+from faceindex.api.ratelimit import RateLimiter
+from faceindex.api.routes import admin, people, recognition, system
+from faceindex.api.settings import ApiSettings
+from faceindex.api.state import Services
+from faceindex.api.uploads import BodyLimitMiddleware
+from faceindex.config import Settings
+from faceindex.gallery import open_gallery
+from faceindex.gallery.service import Gallery
+from faceindex.pipeline import Pipeline
+from faceindex.privacy.crypto import TemplateKey
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1"
+
+_DESCRIPTION = """\
+Self-hosted face recognition: detect faces, verify identities (1:1), identify people in a
+gallery (1:N, open set), and manage the gallery.
+
+**Auth**: send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one
+with `faceindex keys create --name NAME --scopes read,write,admin`). Scopes: `read`
+(detect, verify, identify, view), `write` (create, enrol, rename), `admin` (delete, audit,
+keys); admin implies write implies read.
+
+**Errors** have the body `{"error": {"code", "message", "details"}}`: 401/403 auth,
+404 not found, 409 conflict, 413 too large, 415 unsupported body type, 422 invalid
+request or image (`validation_error`, `image_decode_error`, `no_face`, ...), 429 rate
+limited, 5xx server side.
+"""
+
+
+def packaged_static_dir() -> Path:
+    """The web UI shipped with faceindex (``faceindex/web/static``)."""
+    return Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def pipeline_settings(settings: ApiSettings) -> Settings:
+    """The pipeline's settings, with the API's image limits."""
+    runtime = dataclasses.replace(
+        settings.pipeline.runtime,
+        max_image_pixels=settings.max_image_pixels,
+        max_image_bytes=settings.max_upload_bytes,
+    )
+    return dataclasses.replace(settings.pipeline, runtime=runtime)
+
+
+def _open(
+    settings: ApiSettings, pipeline: Pipeline | None, gallery: Gallery | None
+) -> tuple[Pipeline, Gallery, KeyRing, bool]:
+    owned = gallery is None
+    if gallery is None:
+        pipeline = pipeline or Pipeline.from_settings(pipeline_settings(settings))
+        key = (
+            TemplateKey.from_file(settings.key_file)
+            if settings.key_file is not None
+            else TemplateKey.from_env()
+        )
+        gallery = open_gallery(
+            settings.gallery,
+            pipeline=pipeline,
+            key=key,
+            keep_photos=settings.keep_photos,
+            actor="api",
+        )
+    pipeline = pipeline or gallery.pipeline
+    try:
+        keys = KeyRing(gallery.store)
+    except BaseException:
+        if owned:
+            gallery.close()
+        raise
+    return pipeline, gallery, keys, owned
+
+
+def _announce(services: Services) -> None:
+    settings = services.settings
+    if settings.no_auth:
+        log.warning(
+            "!!! AUTHENTICATION IS DISABLED (--no-auth): anyone who can reach %s:%d can read, "
+            "enrol and erase faces in %s. Use this for local testing only. !!!",
+            settings.host,
+            settings.port,
+            services.gallery.store.path,
+        )
+    elif not services.keys.keys(include_revoked=False):
+        log.warning(
+            "no API key exists yet: every request will be refused (401). Create one with: "
+            "faceindex keys create --name NAME --scopes read,write,admin --gallery %s",
+            services.gallery.store.path,
+        )
+    log.info(
+        "serving gallery %s (%d people) with model %s",
+        services.gallery.store.path,
+        services.gallery.store.count_persons(),
+        services.pipeline.model_id,
+    )
+
+
+async def _warm_up(services: Services) -> None:
+    """Load the models and build the search index, then report ready."""
+
+    def load() -> None:
+        services.pipeline.warm_up()
+        services.gallery.rebuild_index()
+
+    try:
+        await anyio.to_thread.run_sync(load, abandon_on_cancel=True)
+    except Exception as exc:  # reported by /v1/ready; requests will meet the same error
+        services.ready_error = getattr(exc, "message", None) or type(exc).__name__
+        log.error("models failed to load: %s", services.ready_error)
+        return
+    services.ready = True
+    log.info("models loaded: %s", services.pipeline.model_id)
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    pipeline: Pipeline | None = None,
+    gallery: Gallery | None = None,
+) -> FastAPI:
+    """The REST API (and the web UI at ``/``).
+
+    ``pipeline`` and ``gallery`` are built in the lifespan from ``settings`` unless given
+    (a given gallery is left open at shut-down: its owner closes it).
+    """
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pipe, gal, keys, owned = await run_in_threadpool(_open, settings, pipeline, gallery)
+        services = Services(
+            settings=settings,
+            pipeline=pipe,
+            gallery=gal,
+            keys=keys,
+            rate=RateLimiter(settings.rate_limit_per_minute),
+            model_limiter=anyio.CapacityLimiter(settings.model_workers),
+        )
+        app.state.services = services
+        await run_in_threadpool(_announce, services)
+        warm = asyncio.create_task(_warm_up(services))
+        try:
+            yield
+        finally:
+            app.state.services = None
+            warm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm
+            keys.close()
+            if owned:
+                gal.close()
+
+    app = FastAPI(
+        title="faceindex",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+    )
+    app.state.services = None
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    for module in (system, recognition, people, admin):
+        app.include_router(module.router, prefix=API_PREFIX)
+    static = settings.static_dir or packaged_static_dir()
+    if (static / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=static, html=True), name="web")
+    else:
+        log.info("no web UI at %s: serving the API only", static)
+    return app

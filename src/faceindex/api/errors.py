@@ -1,0 +1,176 @@
+"""The one table from errors to HTTP status codes, and the handlers that apply it.
+
+Every error response has the body ``{"error": {"code", "message", "details"}}`` with a
+stable ``code``; no traceback ever reaches a client.
+
+- 401 ``unauthorized``: no API key, or an unknown or revoked one;
+- 403 ``forbidden``: the key lacks the scope the endpoint needs;
+- 404 ``not_found``: no such person, face, key, kept photo or route;
+- 405 ``method_not_allowed``: wrong HTTP method for the route;
+- 409 ``conflict``, ``embedding_model_mismatch``: duplicate name or external id, mixed models;
+- 413 ``image_too_large``: an image over the byte or pixel limit; ``request_too_large``: a
+  body over the request limit;
+- 415 ``unsupported_media_type``: a body neither ``multipart/form-data`` nor JSON;
+- 422 ``validation_error``: missing or malformed fields, bad JSON, bad parameters;
+- 422 ``invalid_input``, ``image_decode_error``: the :class:`InvalidInputError` family (not
+  an image, truncated, bad base64);
+- 422 ``no_face``, ``multiple_faces``, ``quality_too_low``: a face was needed, none usable;
+- 429 ``rate_limited``: the key's rate limit is spent (``Retry-After`` says when to retry);
+- 500 ``config_error``, ``key_required``, ``wrong_key``: the server is misconfigured;
+- 500 ``internal_error``: a bug (details only in the server log);
+- 503 ``model_unavailable``, ``storage_error``, ``not_ready``: models or the gallery cannot
+  be used now.
+
+422 is used for every request that is well-formed HTTP but whose content cannot be used,
+so a client needs one rule: fix the request. (Enrolment photos with no face, several faces
+or low quality are not errors: they are per-photo rejections in a 200 answer.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faceindex import errors
+
+log = logging.getLogger(__name__)
+
+_TABLE: tuple[tuple[type[errors.FaceIndexError], int], ...] = (
+    (errors.ImageTooLargeError, 413),
+    (errors.InvalidInputError, 422),
+    (errors.NoFaceError, 422),
+    (errors.MultipleFacesError, 422),
+    (errors.QualityTooLowError, 422),
+    (errors.NotFoundError, 404),
+    (errors.ConflictError, 409),
+    (errors.ModelUnavailableError, 503),
+    (errors.StorageError, 503),
+    (errors.ConfigError, 500),
+)
+
+#: Codes of errors raised by the HTTP layer itself, by status.
+_HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "not_ready",
+}
+
+
+class ApiError(Exception):
+    """An error of the HTTP layer (auth, rate limit, body format) with its status and code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
+
+
+def status_for(exc: errors.FaceIndexError) -> int:
+    for cls, status in _TABLE:
+        if isinstance(exc, cls):
+            return status
+    return 422
+
+
+def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Details as plain JSON values (paths and other objects become strings)."""
+    out: dict[str, Any] = json.loads(json.dumps(dict(details), default=str))
+    return out
+
+
+def error_body(code: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": _jsonable(details or {})}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, message, details), status_code=status, headers=dict(headers or {})
+    )
+
+
+def _validation_errors(raw: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors without the offending input (it may be large or sensitive)."""
+    out = []
+    for e in raw:
+        loc = [p if isinstance(p, int) else str(p) for p in e.get("loc", ())]
+        out.append({"loc": loc, "message": str(e.get("msg", "")), "type": str(e.get("type", ""))})
+    return out
+
+
+async def _faceindex_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.FaceIndexError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s %s failed: %s (%s)", request.method, request.url.path, exc.message, exc.code)
+    if isinstance(exc, errors.StorageError):
+        # The store's messages name server paths and SQL: keep them in the log.
+        return error_response(status, exc.code, "the gallery store is unavailable; try again")
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = _validation_errors(exc.errors())
+    first = problems[0] if problems else None
+    message = "invalid request"
+    if first is not None:
+        where = ".".join(str(p) for p in first["loc"])
+        message = f"{where}: {first['message']}" if where else first["message"]
+    return error_response(422, "validation_error", message, {"errors": problems})
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the documented body."""
+    app.add_exception_handler(errors.FaceIndexError, _faceindex_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

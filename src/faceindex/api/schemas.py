@@ -1,0 +1,289 @@
+"""Wire DTOs of the REST API (pydantic), separate from the core types.
+
+Each ``from_*`` helper converts one core type, so the JSON contract is written down in one
+place and core types never learn about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faceindex.gallery.service import FaceIdentity, PersonHit, PhotoOutcome
+from faceindex.gallery.store import Person as CorePerson
+from faceindex.types import Face
+from faceindex.types import Quality as CoreQuality
+
+MAX_ID = 2**63 - 1
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+class ErrorInfo(_Wire):
+    code: str = Field(description="stable machine-readable code, e.g. image_decode_error")
+    message: str = Field(description="what went wrong, for people")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(_Wire):
+    error: ErrorInfo
+
+
+# -- system -------------------------------------------------------------------------------
+
+
+class Health(_Wire):
+    status: Literal["ok"] = "ok"
+    version: str
+    auth: bool = Field(description="false when the server runs with --no-auth")
+
+
+class Ready(_Wire):
+    ready: bool
+    model: str | None = Field(description="the embedding model's id")
+    error: str | None = Field(default=None, description="why models failed to load, if so")
+
+
+class EvalSummary(_Wire):
+    people: int
+    templates: int
+    model: str = Field(description="the embedding model the server uses")
+    gallery_model: str | None = Field(description="the model of the stored templates")
+    threshold: float = Field(description="verification threshold (cosine similarity)")
+    target_fmr: float | None = Field(
+        description="false match rate the threshold was calibrated for (null if overridden)"
+    )
+    identify_threshold: float = Field(description="open-set identification threshold")
+    rule: str = Field(description="how a person's templates are aggregated: max, mean-top2")
+    margin: float = Field(description="least lead over the runner-up to name someone")
+
+
+# -- recognition --------------------------------------------------------------------------
+
+
+class Quality(_Wire):
+    score: float
+    face_px: float
+    sharpness: float
+    brightness: float
+    yaw: float
+    pitch: float
+    roll: float
+    issues: list[str]
+
+    @classmethod
+    def from_core(cls, q: CoreQuality | None) -> Quality | None:
+        return None if q is None else cls(**q.as_dict())
+
+
+class DetectedFace(_Wire):
+    bbox: list[float] = Field(description="[x1, y1, x2, y2] in pixels", min_length=4, max_length=4)
+    score: float
+    landmarks: list[list[float]] = Field(description="[[x, y], ...] (five points)")
+    quality: Quality | None
+
+    @classmethod
+    def from_core(cls, face: Face) -> DetectedFace:
+        return cls(
+            bbox=face.bbox.as_list(),
+            score=round(face.score, 4),
+            landmarks=face.landmarks.as_list() if face.landmarks is not None else [],
+            quality=Quality.from_core(face.quality),
+        )
+
+
+class DetectResponse(_Wire):
+    faces: list[DetectedFace]
+    width: int
+    height: int
+
+
+class VerifyResponse(_Wire):
+    similarity: float
+    match: bool
+    threshold: float
+    model: str
+
+
+class PersonRef(_Wire):
+    id: int
+    name: str
+
+
+class PersonScore(_Wire):
+    id: int
+    name: str
+    similarity: float
+
+    @classmethod
+    def from_core(cls, hit: PersonHit | None) -> PersonScore | None:
+        if hit is None:
+            return None
+        return cls(id=hit.id, name=hit.name, similarity=round(hit.similarity, 6))
+
+
+class IdentifiedFace(_Wire):
+    bbox: list[float] = Field(min_length=4, max_length=4)
+    person: PersonRef | None = Field(description="null: unknown (or ambiguous)")
+    similarity: float | None = Field(description="the best candidate's score, even if unknown")
+    decision: Literal["identified", "unknown", "ambiguous"]
+    runner_up: PersonScore | None
+
+    @classmethod
+    def from_core(cls, f: FaceIdentity) -> IdentifiedFace:
+        person = f.person
+        return cls(
+            bbox=f.bbox.as_list(),
+            person=None if person is None else PersonRef(id=person.id, name=person.name),
+            similarity=None if f.similarity is None else round(f.similarity, 6),
+            decision=str(f.decision),  # type: ignore[arg-type]
+            runner_up=PersonScore.from_core(f.runner_up),
+        )
+
+
+class IdentifyResponse(_Wire):
+    faces: list[IdentifiedFace]
+    width: int
+    height: int
+
+
+class DetectJson(_Wire):
+    image_base64: str = Field(description="the image file, base64 (a data: URL prefix is fine)")
+
+
+class IdentifyJson(DetectJson):
+    pass
+
+
+class VerifyJson(_Wire):
+    image_a_base64: str | None = None
+    image_b_base64: str | None = None
+    image_base64: str | None = None
+    person_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+# -- people -------------------------------------------------------------------------------
+
+
+class Person(_Wire):
+    id: int
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    templates: int
+    photos: int
+
+    @classmethod
+    def from_core(cls, p: CorePerson) -> Person:
+        return cls(**p.as_dict())
+
+
+class PeoplePage(_Wire):
+    items: list[Person]
+    total: int = Field(description="people matching the search, over all pages")
+    offset: int
+    limit: int
+
+
+class PersonCreate(_Wire):
+    name: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class PersonPatch(_Wire):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="null or absent: unchanged"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="replaces the whole object; null or absent: unchanged"
+    )
+
+
+class EnrolledPhoto(_Wire):
+    source: str = Field(description="the uploaded file's name")
+    status: Literal["accepted", "rejected", "duplicate"]
+    reasons: list[str] = Field(description="why rejected: no_face, several_faces, blurry, ...")
+    template_id: int | None
+    quality: Quality | None
+    flags: list[str] = Field(description="e.g. closer_to_other_person:ID")
+
+    @classmethod
+    def from_core(cls, o: PhotoOutcome) -> EnrolledPhoto:
+        return cls(
+            source=o.source,
+            status=str(o.status),  # type: ignore[arg-type]
+            reasons=list(o.reasons),
+            template_id=o.template_id,
+            quality=Quality.from_core(o.quality),
+            flags=list(o.flags),
+        )
+
+
+class EnrolResponse(_Wire):
+    person: Person
+    photos: list[EnrolledPhoto]
+
+
+class FaceTemplate(_Wire):
+    id: int = Field(description="the template id")
+    quality: float | None
+    source: str | None
+    created_at: str
+    has_photo: bool = Field(description="whether the photo is kept (see the photo endpoint)")
+
+
+class FaceList(_Wire):
+    items: list[FaceTemplate]
+
+
+# -- admin --------------------------------------------------------------------------------
+
+
+class AuditEvent(_Wire):
+    id: int
+    at: str
+    actor: str
+    action: str
+    person_id: int | None
+    decision: str | None
+    details: dict[str, Any]
+
+
+class AuditList(_Wire):
+    items: list[AuditEvent]
+
+
+ScopeName = Literal["read", "write", "admin"]
+
+
+class ApiKeyInfo(_Wire):
+    id: int
+    name: str
+    scopes: list[ScopeName]
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ApiKeyList(_Wire):
+    items: list[ApiKeyInfo]
+
+
+class ApiKeyCreate(_Wire):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[ScopeName] = Field(min_length=1)
+
+
+class ApiKeyCreated(_Wire):
+    key: ApiKeyInfo
+    secret: str = Field(description="shown once: only its hash is stored")
