@@ -42,6 +42,24 @@ class ImageTooLargeError(InvalidInputError):
     code = "image_too_large"
 
 
+class VideoSourceError(InvalidInputError):
+    """A video source cannot be used (base of the video errors)."""
+
+    code = "video_source_error"
+
+
+class VideoDecodeError(VideoSourceError):
+    """A file is not a video OpenCV can decode: empty, truncated, not a video, odd codec."""
+
+    code = "video_decode_error"
+
+
+class StreamUnavailableError(VideoSourceError):
+    """A device or network stream could not be opened, or was lost and not regained."""
+
+    code = "stream_unavailable"
+
+
 class NoFaceError(FaceIndexError):
     """No face was found where one was required."""
 

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     from faceindex.cli.api_commands import add_api_parsers
 
     add_api_parsers(sub, add_gallery_options)
+    from faceindex.cli.video_commands import add_video_parsers
+
+    add_video_parsers(sub, add_gallery_options, model_options)
 
     p_models = sub.add_parser(
         "models", help="list detectors and embedders", description="List available models."

@@ -40,7 +40,7 @@ from faceindex.io.image import ImageSource, load_image
 from faceindex.pipeline import Pipeline
 from faceindex.privacy.crypto import TemplateKey
 from faceindex.quality import QualityThresholds
-from faceindex.search import AggregationRule, IdentDecision, rank_people
+from faceindex.search import AggregationRule, IdentDecision, Identification, rank_people
 from faceindex.search import decide as decide_identity
 from faceindex.types import BBox, Face, ImageArray, Quality, Verification
 
@@ -402,6 +402,22 @@ class Gallery:
         out = tuple(results)
         self._audit_identify(image, out)
         return out
+
+    def identify_embeddings(self, vectors: np.ndarray) -> list[Identification]:
+        """Open-set decisions for ``(N, D)`` embeddings computed by the caller (video tracks).
+
+        Same ranking and threshold as :meth:`identify`; not audited per call (a video makes
+        many). Person names: ``self.store.names(ids)``.
+        """
+        self._check_model()
+        arr = np.asarray(vectors, dtype=np.float32)
+        dim = self.pipeline.embedder.spec.dim
+        if arr.ndim != 2 or arr.shape[1] != dim:
+            raise InvalidInputError(f"embeddings must have shape (N, {dim}), got {arr.shape}")
+        return [
+            decide_identity(ranked, threshold=self.threshold, margin=self.margin)
+            for ranked in self._rank(arr)
+        ]
 
     def _audit_identify(self, image: ImageSource, faces: tuple[FaceIdentity, ...]) -> None:
         with self.store.transaction() as conn:

@@ -1,0 +1,191 @@
+"""From a track's best face sample to a vote: embed it, identify it against the gallery.
+
+:class:`Recognizer` runs either inline (files: deterministic, every sample is embedded in
+order) or on a worker thread (live sources: a 50-150 ms embedding never stalls the frame
+loop, so boxes keep following faces while a face is being recognised; ONNX Runtime
+releases the GIL while it computes). The worker's queue is bounded: when it is full a new
+sample is refused and the track simply offers its next window's best.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from faceindex.embedding import Embedder
+from faceindex.tracking.identity import FaceSample, Vote
+from faceindex.types import FloatArray
+
+if TYPE_CHECKING:
+    from faceindex.gallery.service import Gallery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Who one embedding is: ``person_id``/``name`` ``None`` when it matched nobody;
+    ``similarity`` to the closest person either way (``None`` for an empty gallery)."""
+
+    person_id: int | None
+    name: str | None
+    similarity: float | None
+
+
+class Identifier(Protocol):
+    def identify_vectors(self, vectors: FloatArray) -> list[Answer]: ...
+
+
+class GalleryIdentifier:
+    """Identifies embeddings against a :class:`~faceindex.gallery.service.Gallery`."""
+
+    def __init__(self, gallery: Gallery) -> None:
+        self.gallery = gallery
+
+    def identify_vectors(self, vectors: FloatArray) -> list[Answer]:
+        results = self.gallery.identify_embeddings(vectors)
+        ids = sorted({r.best.person_id for r in results if r.best is not None})
+        names = self.gallery.store.names(ids) if ids else {}
+        out = []
+        for r in results:
+            sim = None if r.best is None else r.best.similarity
+            person = r.person
+            if person is None:
+                out.append(Answer(None, None, sim))
+            else:
+                out.append(Answer(person.person_id, names.get(person.person_id), sim))
+        return out
+
+
+class NobodyIdentifier:
+    """No gallery: every face is unknown (tracking and events still work)."""
+
+    def identify_vectors(self, vectors: FloatArray) -> list[Answer]:
+        return [Answer(None, None, None) for _ in range(len(vectors))]
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    track_id: int
+    sample: FaceSample
+    vote: Vote
+
+
+class Recognizer:
+    def __init__(
+        self,
+        embedder: Embedder,
+        identifier: Identifier,
+        *,
+        asynchronous: bool = False,
+        max_pending: int = 4,
+    ) -> None:
+        self.embedder = embedder
+        self.identifier = identifier
+        self.asynchronous = asynchronous
+        self.embeddings = 0
+        self.refused = 0
+        self.seconds = 0.0
+        self._done: collections.deque[Recognition] = collections.deque()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[int, FaceSample] | None] = queue.Queue(max_pending)
+        self._pending = 0
+        self._worker: threading.Thread | None = None
+        if asynchronous:
+            self._worker = threading.Thread(
+                target=self._work, name="faceindex-recognizer", daemon=True
+            )
+            self._worker.start()
+
+    def submit(self, track_id: int, sample: FaceSample) -> bool:
+        """Queue a sample (inline mode: recognise it now). False if the queue is full."""
+        if not self.asynchronous:
+            self._done.extend(self._recognise([(track_id, sample)]))
+            return True
+        with self._lock:
+            self._pending += 1
+        try:
+            self._queue.put_nowait((track_id, sample))
+        except queue.Full:
+            with self._lock:
+                self._pending -= 1
+            self.refused += 1
+            return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def results(self) -> list[Recognition]:
+        """Recognitions finished since the last call."""
+        out = []
+        while True:
+            try:
+                out.append(self._done.popleft())
+            except IndexError:
+                return out
+
+    def wait(self, timeout_s: float = 10.0) -> None:
+        """Wait (bounded) until every queued sample has been recognised."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            try:
+                self._queue.put(None, timeout=1.0)
+            except queue.Full:
+                log.warning("recognizer queue still full at close")
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:  # take whatever else is waiting, one model call each
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            try:
+                self._done.extend(self._recognise(batch))
+            except Exception:
+                log.exception("recognising a face failed")
+            finally:
+                with self._lock:
+                    self._pending -= len(batch)
+
+    def _recognise(self, items: Sequence[tuple[int, FaceSample]]) -> list[Recognition]:
+        start = time.perf_counter()
+        vectors = np.concatenate(
+            [self.embedder.embed(sample.image, [sample.face]) for _, sample in items]
+        ).astype(np.float32)
+        answers = self.identifier.identify_vectors(vectors)
+        self.embeddings += len(items)
+        self.seconds += time.perf_counter() - start
+        return [
+            Recognition(
+                track_id,
+                sample,
+                Vote(a.person_id, a.name, a.similarity, sample.quality, sample.timestamp),
+            )
+            for (track_id, sample), a in zip(items, answers, strict=True)
+        ]
