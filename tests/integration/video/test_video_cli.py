@@ -20,9 +20,8 @@ import video_synth as synth
 from faceindex.cli import video_commands
 from faceindex.cli.exit_codes import OK
 from faceindex.cli.main import add_gallery_options
-from faceindex.errors import InvalidInputError, NotFoundError
+from faceindex.errors import InvalidInputError, NotFoundError, StreamUnavailableError
 from faceindex.gallery.service import Gallery
-from faceindex.errors import StreamUnavailableError
 from faceindex.pipeline import Pipeline
 
 
