@@ -7,7 +7,7 @@ With ``no_auth`` every caller has every scope and is rate-limited by client addr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -18,6 +18,7 @@ from faceindex.api.errors import ApiError
 from faceindex.api.keys import Scope, effective_scopes
 from faceindex.api.ratelimit import retry_after_header
 from faceindex.api.state import Services, ServicesDep
+from faceindex.gallery.service import set_actor
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
@@ -57,17 +58,19 @@ def authenticate(
     return Principal(key.id, key.name, effective_scopes(key.scopes))
 
 
-def require(scope: Scope) -> Callable[..., Principal]:
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits callers holding ``scope`` (and spends a rate-limit token)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         services: ServicesDep,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
         header_key: Annotated[str | None, Security(api_key_scheme)],
     ) -> Principal:
-        principal = authenticate(
-            services, request, bearer.credentials if bearer else None, header_key
+        # Async so that the audit actor set below lives in the request's own context, which
+        # the worker threads running the request's gallery calls inherit.
+        principal = await services.run_db(
+            authenticate, services, request, bearer.credentials if bearer else None, header_key
         )
         if scope not in principal.scopes:
             raise ApiError(
@@ -91,6 +94,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
                 headers={"Retry-After": retry_after_header(wait)},
             )
         request.state.principal = principal
+        set_actor(f"key:{principal.name}" if principal.key_id is not None else caller)
         return principal
 
     return dependency

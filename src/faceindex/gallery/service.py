@@ -21,6 +21,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,15 @@ from faceindex.search import decide as decide_identity
 from faceindex.types import BBox, Face, ImageArray, Quality, Verification
 
 log = logging.getLogger(__name__)
+
+#: Who is acting, for the audit log, when a front end serves several callers through one
+#: gallery (the REST API sets it per request); falls back to the gallery's ``actor``.
+_ACTOR: ContextVar[str | None] = ContextVar("faceindex_gallery_actor", default=None)
+
+
+def set_actor(actor: str | None) -> None:
+    """Name the caller for audit entries made in the current context (request, task)."""
+    _ACTOR.set(actor)
 
 
 class EnrolStatus(enum.StrEnum):
@@ -174,6 +184,10 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def current_actor(self) -> str:
+        """The caller named by :func:`set_actor` in this context, else the gallery's actor."""
+        return _ACTOR.get() or self.actor
+
     def _check_model(self) -> None:
         bound = self.store.model_id
         if bound is not None and bound != self.pipeline.model_id:
@@ -227,7 +241,7 @@ class Gallery:
             person_id = self.store.create_person(
                 conn, name, external_id=external_id, metadata=metadata
             )
-            self.store.audit(conn, "create_person", actor=self.actor, person_id=person_id)
+            self.store.audit(conn, "create_person", actor=self.current_actor(), person_id=person_id)
         return self.store.person(person_id)
 
     def enroll_person(
@@ -264,7 +278,7 @@ class Gallery:
             self.store.audit(
                 conn,
                 "verify",
-                actor=self.actor,
+                actor=self.current_actor(),
                 person_id=person.id,
                 decision=str(result.decision),
             )
@@ -333,7 +347,7 @@ class Gallery:
             self.store.audit(
                 conn,
                 "enroll",
-                actor=self.actor,
+                actor=self.current_actor(),
                 person_id=person_id,
                 decision="accepted",
                 details={"template_id": template_id, "flags": list(flags)},
@@ -424,7 +438,7 @@ class Gallery:
             self.store.audit(
                 conn,
                 "identify",
-                actor=self.actor,
+                actor=self.current_actor(),
                 decision=",".join(str(f.decision) for f in faces) or "no_face",
                 details={
                     "faces": len(faces),
@@ -545,7 +559,7 @@ class Gallery:
             self.store.audit(
                 conn,
                 "reembed",
-                actor=self.actor,
+                actor=self.current_actor(),
                 details={"model_id": pipeline.model_id, "templates": len(new_rows)},
             )
         self.store.checkpoint()
@@ -569,7 +583,7 @@ class Gallery:
         person = self.store.person(ref)
         with self.store.transaction() as conn:
             self.store.update_person(conn, person.id, name=new_name)
-            self.store.audit(conn, "rename", actor=self.actor, person_id=person.id)
+            self.store.audit(conn, "rename", actor=self.current_actor(), person_id=person.id)
         return self.store.person(person.id)
 
     def update(
@@ -582,7 +596,7 @@ class Gallery:
         person = self.store.person(ref)
         with self.store.transaction() as conn:
             self.store.update_person(conn, person.id, external_id=external_id, metadata=metadata)
-            self.store.audit(conn, "update", actor=self.actor, person_id=person.id)
+            self.store.audit(conn, "update", actor=self.current_actor(), person_id=person.id)
         return self.store.person(person.id)
 
     def remove(self, ref: int | str) -> int:
@@ -591,7 +605,11 @@ class Gallery:
         with self.store.transaction() as conn:
             n = self.store.delete_person(conn, person.id)
             self.store.audit(
-                conn, "delete", actor=self.actor, person_id=person.id, details={"templates": n}
+                conn,
+                "delete",
+                actor=self.current_actor(),
+                person_id=person.id,
+                details={"templates": n},
             )
         self.store.checkpoint()
         if self._state is not None:  # drop the vectors from a built index now
@@ -604,7 +622,7 @@ class Gallery:
             self.store.audit(
                 conn,
                 "delete_template",
-                actor=self.actor,
+                actor=self.current_actor(),
                 person_id=person_id,
                 details={"template_id": template_id},
             )

@@ -174,3 +174,22 @@ def test_token_bucket() -> None:
     assert limiter.acquire("other") is None
     assert RateLimiter(0).acquire("k") is None  # 0 = off
     assert retry_after_header(0.2) == "1" and retry_after_header(2.1) == "3"
+
+
+def test_audit_names_the_calling_key(make_client: MakeClient, gallery_path: Path) -> None:
+    from api_helpers import upload
+
+    client = make_client()
+    writer = bearer(create_key(gallery_path, "door-7", "write"))
+    admin = bearer(create_key(gallery_path, "ops", "admin"))
+    pid = client.post("/v1/people", json={"name": "Obama"}, headers=writer).json()["id"]
+    r = client.post(f"/v1/people/{pid}/faces", files=[upload("obama.jpg")], headers=writer)
+    assert r.status_code == 200
+    client.post("/v1/identify", files=[upload("obama3.jpg")], headers=writer)
+    assert client.delete(f"/v1/people/{pid}", headers=admin).status_code == 204
+    events = client.get("/v1/audit", headers=admin).json()["items"]
+    by_action = {e["action"]: e["actor"] for e in events}
+    assert by_action["create_person"] == "key:door-7"
+    assert by_action["enroll"] == "key:door-7"
+    assert by_action["identify"] == "key:door-7"
+    assert by_action["delete"] == "key:ops"

@@ -225,7 +225,7 @@ def test_eval_summary_and_audit(client: TestClient) -> None:
     }
     events = client.get("/v1/audit").json()["items"]
     assert [e["action"] for e in events] == ["enroll", "create_person"]
-    assert all(e["actor"] == "api" and e["person_id"] == pid for e in events)
+    assert all(e["actor"].startswith("client:") and e["person_id"] == pid for e in events)
     only = client.get("/v1/audit", params={"action": "enroll", "person_id": pid}).json()["items"]
     assert [e["action"] for e in only] == ["enroll"]
     assert only[0]["details"]["template_id"] > 0

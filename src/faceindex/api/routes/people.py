@@ -128,7 +128,10 @@ async def patch_person(
             )
             renamed = body.name is not None and body.name.strip() != current.name
             store.audit(
-                conn, "rename" if renamed else "update", actor=gallery.actor, person_id=person_id
+                conn,
+                "rename" if renamed else "update",
+                actor=gallery.current_actor(),
+                person_id=person_id,
             )
         return Person.from_core(store.person(person_id))
 
