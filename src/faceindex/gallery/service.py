@@ -210,8 +210,13 @@ class Gallery:
         keep_photos: bool | None = None,
         external_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        person_id: int | None = None,
     ) -> EnrolmentReport:
-        """Enrol photos of one person (created on the first accepted photo)."""
+        """Enrol photos of one person (created on the first accepted photo).
+
+        With ``person_id`` the photos go to that existing person whatever their name is by
+        the time each photo is committed (renames in between cannot misfile them).
+        """
         self._check_model()
         if sources is not None and len(sources) != len(images):
             raise InvalidInputError("sources must name each image")
@@ -221,12 +226,18 @@ class Gallery:
             label = sources[i] if sources is not None else _label(image, i)
             outcomes.append(
                 self._enroll_one(
-                    name, image, label, keep, external_id=external_id, metadata=metadata
+                    name,
+                    image,
+                    label,
+                    keep,
+                    external_id=external_id,
+                    metadata=metadata,
+                    person_id=person_id,
                 )
             )
         person = None
         with contextlib.suppress(NotFoundError):
-            person = self.store.person(name.strip())
+            person = self.store.person(person_id if person_id is not None else name.strip())
         return EnrolmentReport(person, tuple(outcomes))
 
     def create_person(
@@ -254,7 +265,9 @@ class Gallery:
     ) -> EnrolmentReport:
         """Enrol photos of an existing person, by id or name (:class:`NotFoundError` if none)."""
         person = self.store.person(ref)
-        return self.enroll(person.name, images, sources=sources, keep_photos=keep_photos)
+        return self.enroll(
+            person.name, images, sources=sources, keep_photos=keep_photos, person_id=person.id
+        )
 
     def verify_person(self, image: ImageSource, ref: int | str) -> Verification:
         """1:1: is the largest face of ``image`` this enrolled person?
@@ -293,13 +306,14 @@ class Gallery:
         *,
         external_id: str | None,
         metadata: Mapping[str, Any] | None,
+        person_id: int | None,
     ) -> PhotoOutcome:
         try:
             data = _image_bytes(image)
         except FaceIndexError as exc:
             return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
         digest = hashlib.sha256(data).hexdigest()
-        existing = self._person_id(name)
+        existing = person_id if person_id is not None else self._person_id(name)
         owners = self.store.photo_owners(digest)
         if owners:
             if existing is not None and existing in owners:
@@ -328,7 +342,11 @@ class Gallery:
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("not_embedded",))
         flags = self._cross_check(face, existing)
         with self.store.transaction() as conn:
-            person_id = self.store.find_person_id(conn, name)
+            if person_id is not None:
+                if not self.store.person_exists(conn, person_id):
+                    raise NotFoundError(f"person #{person_id} was deleted during enrolment")
+            else:
+                person_id = self.store.find_person_id(conn, name)
             if person_id is None:
                 person_id = self.store.create_person(
                     conn, name, external_id=external_id, metadata=metadata

@@ -250,6 +250,11 @@ class SqliteStore:
             raise NotFoundError(f"no person {ref!r} in the gallery", person=str(ref))
         return self._person(rows[0])
 
+    def person_exists(self, conn: sqlite3.Connection, person_id: int) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is not None
+        )
+
     def find_person_id(self, conn: sqlite3.Connection, name: str) -> int | None:
         row = conn.execute("SELECT id FROM persons WHERE name = ?", (name.strip(),)).fetchone()
         return None if row is None else int(row["id"])
