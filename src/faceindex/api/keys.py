@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceindex.errors import InvalidInputError, NotFoundError, StorageError
-from faceindex.gallery.store import SqliteStore, now
+from faceindex.gallery.store import SqliteStore, immediate_transaction, now
 
 log = logging.getLogger(__name__)
 
@@ -235,18 +235,8 @@ class KeyRing:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"gallery is busy or read-only: {exc}") from exc
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+        with immediate_transaction(self._conn, self._lock) as conn:
+            yield conn
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The active key for ``secret`` (recording its use), or None."""

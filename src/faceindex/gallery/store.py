@@ -90,6 +90,33 @@ class VectorSet:
     last_seq: int
 
 
+@contextmanager
+def immediate_transaction(
+    conn: sqlite3.Connection, lock: threading.RLock | threading.Lock
+) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on ``conn`` under ``lock``; rolled back on any error.
+
+    Taking the write lock up front means two processes never deadlock upgrading a read
+    lock; a busy database waits for the connection's busy timeout, then fails clearly.
+    """
+    with lock:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"gallery is busy or read-only: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                conn.execute("ROLLBACK")
+                raise StorageError(f"gallery commit failed: {exc}") from exc
+
+
 def _validate_name(name: str) -> str:
     clean = name.strip()
     if not clean:
@@ -142,22 +169,8 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction holding SQLite's write lock from the start."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"gallery is busy or read-only: {exc}") from exc
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except sqlite3.DatabaseError as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise StorageError(f"gallery commit failed: {exc}") from exc
+        with immediate_transaction(self._conn, self._lock) as conn:
+            yield conn
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
