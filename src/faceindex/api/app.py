@@ -27,7 +27,7 @@ from faceindex import __version__
 from faceindex.api import errors
 from faceindex.api.keys import KeyRing
 from faceindex.api.ratelimit import RateLimiter
-from faceindex.api.routes import admin, people, recognition, system
+from faceindex.api.routes import admin, monitors, people, recognition, system
 from faceindex.api.settings import ApiSettings
 from faceindex.api.state import Services
 from faceindex.api.uploads import BodyLimitMiddleware
@@ -36,6 +36,7 @@ from faceindex.gallery import open_gallery
 from faceindex.gallery.service import Gallery
 from faceindex.pipeline import Pipeline
 from faceindex.privacy.crypto import TemplateKey
+from faceindex.video.monitor import MonitorManager
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ def create_app(
             rate=RateLimiter(settings.rate_limit_per_minute),
             model_limiter=anyio.CapacityLimiter(settings.model_workers),
         )
+        services.monitors = MonitorManager(pipe, gal, max_running=settings.max_monitors)
         app.state.services = services
         await run_in_threadpool(_announce, services)
         warm = asyncio.create_task(_warm_up(services))
@@ -172,6 +174,7 @@ def create_app(
             yield
         finally:
             app.state.services = None
+            await run_in_threadpool(services.monitors.stop_all)
             warm.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm
@@ -190,7 +193,7 @@ def create_app(
     app.state.services = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for module in (system, recognition, people, admin):
+    for module in (system, recognition, people, admin, monitors):
         app.include_router(module.router, prefix=API_PREFIX)
     static = settings.static_dir or packaged_static_dir()
     if (static / "index.html").is_file():

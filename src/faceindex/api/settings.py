@@ -35,6 +35,8 @@ class ApiSettings:
     max_request_bytes: int = 100 * 1024 * 1024
     #: Requests per API key per minute (a token bucket holding a minute's worth); 0 = off.
     rate_limit_per_minute: int = 600
+    #: Stream monitors (/v1/monitors) that may run at once; each takes CPU.
+    max_monitors: int = 2
     #: Keep enrolled photos in the gallery (needed for thumbnails and re-embedding).
     keep_photos: bool = False
     #: Template encryption key file (``None``: ``$FACEINDEX_KEY`` if set, else no key).

@@ -18,6 +18,7 @@ from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.settings import ApiSettings
 from faceindex.gallery.service import Gallery
 from faceindex.pipeline import Pipeline
+from faceindex.video.monitor import MonitorManager
 
 T = TypeVar("T")
 
@@ -33,6 +34,8 @@ class Services:
     model_limiter: anyio.CapacityLimiter
     ready: bool = False
     ready_error: str | None = None
+    #: Background stream monitors (``/v1/monitors``), created in the lifespan.
+    monitors: MonitorManager | None = None
 
     async def run_model(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run model work (decode, detect, embed) in a worker thread, a few at a time."""
