@@ -15,15 +15,23 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+DEMO_GALLERY := .demo/gallery.db
+
 demo: install
 	@echo "== faceindex detect: every face in a photo"
 	$(FACEINDEX) detect $(PHOTOS)/two_people.jpg
 	@echo "== faceindex verify: same person (exit 0)"
 	$(FACEINDEX) verify $(PHOTOS)/obama.jpg $(PHOTOS)/obama2.jpg
-	@echo "== faceindex verify: different people (exit 1)"
-	-$(FACEINDEX) verify $(PHOTOS)/obama.jpg $(PHOTOS)/biden.jpg
+	@echo "== faceindex verify: different people (exit 1 means no match)"
+	$(FACEINDEX) verify $(PHOTOS)/obama.jpg $(PHOTOS)/biden.jpg || test $$? -eq 1
 	@echo "== faceindex verify --pairs: a CSV of pairs, JSON lines"
 	$(FACEINDEX) verify --pairs examples/pairs.csv --root $(PHOTOS) --json
+	@echo "== the gallery (SQLite, $(DEMO_GALLERY)): enrol, then identify every face"
+	rm -rf $(dir $(DEMO_GALLERY))
+	$(FACEINDEX) enroll "Barack Obama" $(PHOTOS)/obama.jpg $(PHOTOS)/obama2.jpg --gallery $(DEMO_GALLERY)
+	$(FACEINDEX) enroll "Alex Lacamoire" $(PHOTOS)/alex-lacamoire.png --gallery $(DEMO_GALLERY)
+	$(FACEINDEX) identify $(PHOTOS)/obama3.jpg $(PHOTOS)/two_people.jpg --gallery $(DEMO_GALLERY)
+	@echo "== next: faceindex serve --gallery $(DEMO_GALLERY) --no-auth, then open http://127.0.0.1:8000/"
 
 test: install
 	$(PY) -m pytest -q
