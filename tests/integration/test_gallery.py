@@ -244,3 +244,17 @@ def test_create_person_enrol_by_id_and_verify_person(gallery: Gallery, fixtures_
     with pytest.raises(NotFoundError):
         gallery.enroll_person(999, [fixtures_dir / "obama.jpg"])
     assert gallery.audit(action="verify")[0]["decision"] == "no_match"
+
+
+@pytest.mark.parametrize("backend", ["auto", "exact", "pq-rerank", "hnsw"])
+def test_every_index_backend_identifies(
+    tmp_path: Path, pipeline: Pipeline, fixtures_dir: Path, backend: str
+) -> None:
+    with open_gallery(tmp_path / "g.db", pipeline=pipeline, index_backend=backend) as g:
+        g.enroll("Obama", [fixtures_dir / "obama.jpg", fixtures_dir / "obama2.jpg"])
+        g.enroll("Biden", [fixtures_dir / "biden.jpg"])
+        (face,) = g.identify(fixtures_dir / "obama3.jpg")
+        assert face.person is not None and face.person.name == "Obama"
+        g.remove("Obama")
+        (face,) = g.identify(fixtures_dir / "obama3.jpg")
+        assert face.person is None

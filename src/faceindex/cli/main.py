@@ -144,7 +144,11 @@ def _gallery_parsers(sub: Any, model_options: Any) -> None:
     p = sub.add_parser("index", help="manage the search index")
     acts = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
     a = acts.add_parser("rebuild", help="rebuild the index from the gallery")
-    a.add_argument("--backend", default="exact", help="exact (default) or hnsw")
+    a.add_argument(
+        "--backend",
+        default="auto",
+        help="auto (default: exact below 200k templates, else pq-rerank), exact, pq-rerank, hnsw",
+    )
     add_gallery_options(a)
     a.add_argument("--json", action="store_true", help="JSON on stdout")
 

@@ -121,6 +121,7 @@ class IndexClass(Protocol):
 INDEXES: Registry[IndexClass] = Registry("vector index")
 INDEXES.register("exact", "faceindex.index.exact:ExactIndex")
 INDEXES.register("hnsw", "faceindex.index.hnsw:HnswIndex")
+INDEXES.register("pq-rerank", "faceindex.index.pq:PqRerankIndex")
 
 DEFAULT_INDEX = "exact"
 
