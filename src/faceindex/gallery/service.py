@@ -19,6 +19,7 @@ import dataclasses
 import enum
 import hashlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -357,14 +358,7 @@ class Gallery:
             photo_id = self.store.add_photo(
                 conn, person_id, digest, source=label, data=_photo_to_keep(image, data, rgb, keep)
             )
-            template_id = self.store.add_template(
-                conn,
-                person_id,
-                face.embedding,
-                photo_id=photo_id,
-                quality=face.quality.score if face.quality else None,
-                bbox=face.bbox,
-            )
+            template_id = self._add_template(conn, person_id, photo_id, face)
             self.store.audit(
                 conn,
                 "enroll",
@@ -380,6 +374,20 @@ class Gallery:
             template_id=template_id,
             quality=face.quality,
             flags=flags,
+        )
+
+    def _add_template(
+        self, conn: sqlite3.Connection, person_id: int, photo_id: int, face: Face
+    ) -> int:
+        if face.embedding is None:  # pragma: no cover - callers embed first
+            raise InvalidInputError("a face must be embedded before it is stored")
+        return self.store.add_template(
+            conn,
+            person_id,
+            face.embedding,
+            photo_id=photo_id,
+            quality=face.quality.score if face.quality else None,
+            bbox=face.bbox,
         )
 
     def _person_id(self, name: str) -> int | None:
@@ -573,15 +581,7 @@ class Gallery:
             conn.execute("DELETE FROM templates")
             self.store.unbind_model(conn)
             for person_id, photo_id, face in new_rows:
-                assert face.embedding is not None  # set by embed_faces
-                self.store.add_template(
-                    conn,
-                    person_id,
-                    face.embedding,
-                    photo_id=photo_id,
-                    quality=face.quality.score if face.quality else None,
-                    bbox=face.bbox,
-                )
+                self._add_template(conn, person_id, photo_id, face)
             self.store.audit(
                 conn,
                 "reembed",
