@@ -6,12 +6,8 @@ import csv
 import itertools
 import os
 import resource
-import statistics
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
 
 #: Photos of the dev set's faces/ folder that show Obama; the -NNNp files and
 #: obama_small are one photo at several sizes, so pairs among them are not counted.
@@ -53,15 +49,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def image_files(folder: Path) -> list[Path]:
     exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
@@ -75,6 +62,3 @@ def fmt_table(rows: Iterable[list[str]]) -> str:
     rows = [list(r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-
-
-__all__ = ["np"]

@@ -15,14 +15,9 @@ import numpy as np
 
 from faceindex.detection import sort_largest_first
 from faceindex.models import catalog
+from faceindex.models.dlib_models import load_shape_predictor5
 from faceindex.models.lazy import Lazy
 from faceindex.types import BBox, Face, ImageArray, Landmarks, LandmarkScheme
-
-
-def _load_shape5() -> Any:
-    import dlib
-
-    return dlib.shape_predictor(str(catalog.DLIB_SHAPE5.verified_path()))
 
 
 def _resize(image: ImageArray, scale: float) -> ImageArray:
@@ -53,7 +48,7 @@ class _DlibDetectorBase:
         )
         self.max_side = max_side
         self.upsample = upsample
-        self._shape5: Lazy[Any] = Lazy(_load_shape5)
+        self._shape5: Lazy[Any] = Lazy(load_shape_predictor5)
 
     default_threshold = 0.0
 

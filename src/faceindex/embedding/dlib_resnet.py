@@ -22,16 +22,11 @@ from faceindex.embedding import EmbedderSpec, l2_normalise
 from faceindex.embedding.specs import DLIB_RESNET
 from faceindex.errors import InvalidInputError
 from faceindex.models import catalog
+from faceindex.models.dlib_models import load_shape_predictor5
 from faceindex.models.lazy import Lazy
 from faceindex.types import Face, FloatArray, ImageArray, LandmarkScheme
 
 Backend = Literal["onnx", "dlib"]
-
-
-def _load_shape5() -> Any:
-    import dlib
-
-    return dlib.shape_predictor(str(catalog.DLIB_SHAPE5.verified_path()))
 
 
 def _five_point_to_rect(points: np.ndarray) -> tuple[int, int, int, int]:
@@ -57,7 +52,7 @@ class DlibResnetEmbedder:
         self.threads = threads
         self.backend = backend
         self.flip = flip
-        self._shape5: Lazy[Any] = Lazy(_load_shape5)
+        self._shape5: Lazy[Any] = Lazy(load_shape_predictor5)
         self._net: Lazy[Any] = Lazy(self._load_net)
 
     def _load_net(self) -> Any:

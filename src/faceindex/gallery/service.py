@@ -606,23 +606,31 @@ class Gallery:
         return self.store.person(ref)
 
     def rename(self, ref: int | str, new_name: str) -> Person:
-        person = self.store.person(ref)
-        with self.store.transaction() as conn:
-            self.store.update_person(conn, person.id, name=new_name)
-            self.store.audit(conn, "rename", actor=self.current_actor(), person_id=person.id)
-        return self.store.person(person.id)
+        return self.update(ref, name=new_name)
 
     def update(
         self,
         ref: int | str,
         *,
+        name: str | None = None,
         external_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Person:
+        """Change a person's name, external id and/or metadata in one transaction."""
         person = self.store.person(ref)
+        if name is None and external_id is None and metadata is None:
+            return person
         with self.store.transaction() as conn:
-            self.store.update_person(conn, person.id, external_id=external_id, metadata=metadata)
-            self.store.audit(conn, "update", actor=self.current_actor(), person_id=person.id)
+            self.store.update_person(
+                conn, person.id, name=name, external_id=external_id, metadata=metadata
+            )
+            renamed = name is not None and name.strip() != person.name
+            self.store.audit(
+                conn,
+                "rename" if renamed else "update",
+                actor=self.current_actor(),
+                person_id=person.id,
+            )
         return self.store.person(person.id)
 
     def remove(self, ref: int | str) -> int:

@@ -111,29 +111,12 @@ async def patch_person(
     _: WriteAccess,
     services: ServicesDep,
 ) -> Person:
-    gallery = services.gallery
-
     def patch() -> Person:
-        store = gallery.store
-        current = store.person(person_id)
-        if body.name is None and body.external_id is None and body.metadata is None:
-            return Person.from_core(current)
-        with store.transaction() as conn:  # one transaction: all fields change, or none
-            store.update_person(
-                conn,
-                person_id,
-                name=body.name,
-                external_id=body.external_id,
-                metadata=body.metadata,
+        return Person.from_core(
+            services.gallery.update(
+                person_id, name=body.name, external_id=body.external_id, metadata=body.metadata
             )
-            renamed = body.name is not None and body.name.strip() != current.name
-            store.audit(
-                conn,
-                "rename" if renamed else "update",
-                actor=gallery.current_actor(),
-                person_id=person_id,
-            )
-        return Person.from_core(store.person(person_id))
+        )
 
     return await services.run_db(patch)
 
