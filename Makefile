@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 FACEINDEX := $(VENV)/bin/faceindex
 PHOTOS := tests/fixtures/images
 
-.PHONY: install demo test lint bench bench-deps clean
+.PHONY: install demo test test-fast lint bench bench-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,15 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# The fast tier alone: logic tests on the fake backends, no model loaded (seconds).
+test-fast: install
+	$(PY) -m pytest -q -m "not integration"
+
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src/faceindex
+	$(VENV)/bin/lint-imports   # the layer contract in pyproject.toml: no upward imports, no cycles
 
 # The peer used by the benchmarks. face_recognition declares a dependency on the dlib
 # sdist (a long compile), so it is installed without dependencies: dlib-bin provides the

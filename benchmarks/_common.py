@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 import resource
 from collections.abc import Iterable
 from pathlib import Path
+
+from faceindex.io.files import photos_in
+from faceindex.io.pairs import read_pairs
 
 #: Photos of the dev set's faces/ folder that show Obama; the -NNNp files and
 #: obama_small are one photo at several sizes, so pairs among them are not counted.
@@ -41,8 +43,7 @@ def faces_pairs(faces_dir: Path) -> list[tuple[str, str, bool]]:
 
 
 def csv_pairs(path: Path) -> list[tuple[str, str, bool]]:
-    with path.open(newline="") as f:
-        return [(r["a"], r["b"], r["same"].strip() == "1") for r in csv.DictReader(f)]
+    return [(p.a, p.b, bool(p.same)) for p in read_pairs(path, labelled=True).pairs]
 
 
 def peak_rss_mb() -> float:
@@ -50,8 +51,7 @@ def peak_rss_mb() -> float:
 
 
 def image_files(folder: Path) -> list[Path]:
-    exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
+    return photos_in(folder)
 
 
 def cpu_count() -> int:

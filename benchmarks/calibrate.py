@@ -24,6 +24,7 @@ from faceindex.embedding import l2_normalise
 from faceindex.embedding.dlib_resnet import DlibResnetEmbedder
 from faceindex.embedding.sface import SFaceEmbedder
 from faceindex.eval import metrics
+from faceindex.io.files import person_folders
 from faceindex.io.image import load_image
 
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dlib-backend", default="onnx", choices=["onnx", "dlib"])
     args = ap.parse_args(argv)
 
-    people = sorted(p.name for p in args.data_dir.iterdir() if p.is_dir())
+    photos = dict(person_folders(args.data_dir))
+    people = sorted(photos)
     halves = {"calibration": people[0::2], "evaluation": people[1::2]}
     print(f"calibration people: {halves['calibration']}\nevaluation people: {halves['evaluation']}")
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     misses = 0
     t0 = time.perf_counter()
     for person in people:
-        for path in sorted((args.data_dir / person).glob("*")):
+        for path in photos[person]:
             image = load_image(path)
             faces = detector.detect(image)
             if not faces:

@@ -31,12 +31,12 @@ import numpy.typing as npt
 import onnxruntime
 from PIL import Image
 
-from faceindex.models import dlib_resnet_onnx as port
+from faceindex.embedding.dlib_resnet import onnx_graph as port
+from faceindex.io.files import photos_in
 from faceindex.models.catalog import DLIB_RESNET, DLIB_SHAPE5
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "images"
 BATCH_SIZES = (1, 8, 32)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 Chips = npt.NDArray[np.uint8]
 
@@ -45,9 +45,7 @@ def cut_chips(folder: Path) -> Chips:
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(DLIB_SHAPE5.verified_path()))
     chips = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
+    for path in photos_in(folder):
         image = np.asarray(Image.open(path).convert("RGB"))
         for box in detector(image, 1):
             chips.append(dlib.get_face_chip(image, predictor(image, box), size=150, padding=0.25))

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 from _common import peak_rss_mb
+from faceindex.crypto import TemplateKey
 from faceindex.gallery import open_gallery
+from faceindex.io.files import person_folders
 from faceindex.pipeline import Pipeline
-from faceindex.privacy.crypto import TemplateKey
-
-SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key", action="store_true", help="encrypt templates (AES-GCM)")
     args = ap.parse_args(argv)
 
-    people = {
-        p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
-        for p in sorted(args.dir.iterdir())
-        if p.is_dir()
-    }
+    people = dict(person_folders(args.dir))
     total = sum(len(v) for v in people.values())
     if not total:
         print(f"no person folders with photos in {args.dir}", file=sys.stderr)

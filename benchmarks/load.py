@@ -42,9 +42,10 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from faceindex.io.files import is_image_file
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "images"
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 #: Photos of the fixtures with exactly one face (two_people.jpg is left out).
 ONE_FACE = ("obama.jpg", "biden.jpg", "alex-lacamoire.png", "lin-manuel-miranda.png")
 MAX_REQUESTS_PER_CLIENT = 100_000
@@ -75,16 +76,9 @@ def free_port() -> int:
 
 def serve(argv: list[str]) -> int:
     """Run ``faceindex serve ARGV`` in this process (the server subprocess)."""
-    from faceindex.cli.api_commands import add_api_parsers
-    from faceindex.cli.main import add_gallery_options, build_parser
+    from faceindex.cli.main import main as faceindex_main
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "serve" not in sub.choices:  # until main.py registers the API commands itself
-        add_api_parsers(sub, add_gallery_options)
-    args = parser.parse_args(["serve", *argv])
-    code: int = args.handler(args)
-    return code
+    return faceindex_main(["serve", *argv])
 
 
 def variant(data: bytes, rng: random.Random) -> bytes:
@@ -189,7 +183,7 @@ def percentile(values: list[float], q: float) -> float:
 def load_photos(folder: Path | None) -> list[tuple[str, bytes]]:
     if folder is None:
         return [(n, (FIXTURES / n).read_bytes()) for n in ONE_FACE]
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
     if not files:
         raise SystemExit(f"{folder}: no photos")
     return [(p.name, p.read_bytes()) for p in files]
@@ -210,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seconds must be in (0, 3600]")
     photos = load_photos(args.photos)
 
-    from faceindex.api.keys import KeyRing
-    from faceindex.gallery.store import SqliteStore
+    from faceindex.apikeys import KeyRing
+    from faceindex.gallery import open_gallery
 
     with tempfile.TemporaryDirectory(prefix="faceindex-load-") as tmp:
         gallery = Path(tmp) / "gallery.db"
-        with SqliteStore(gallery) as store:
-            _, secret = KeyRing(store, actor="benchmark").create("load test", "admin")
+        with open_gallery(gallery) as store:
+            _, secret = KeyRing(store.path, actor="benchmark").create("load test", "admin")
         headers = {"Authorization": f"Bearer {secret}"}
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -57,7 +57,6 @@ from faceindex.io.video import open_video
 from faceindex.pipeline import Pipeline
 from faceindex.types import BBox
 from faceindex.video.events import EventType
-from faceindex.video.recognition import GalleryIdentifier
 from faceindex.video.watch import Watcher, shrink_detect
 
 FACES = Path("/work/shared/dev-data/faces")
@@ -242,9 +241,7 @@ def run_tracking(
     preds: list[list[Pred]] = []
     final: dict[int, str | None] = {}
     with open_video(path) as video:
-        watcher = Watcher(
-            pipeline, GalleryIdentifier(gallery), source=str(path), source_fps=video.info.fps
-        )
+        watcher = Watcher(pipeline, gallery, source=str(path), source_fps=video.info.fps)
         start = time.perf_counter()
         for frame in video.frames():
             r = watcher.process(frame.image, frame.timestamp, frame.index)
@@ -259,7 +256,7 @@ def run_tracking(
 def run_naive(
     path: Path, pipeline: Pipeline, gallery: Any, limit: int
 ) -> tuple[float, list[list[Pred]]]:
-    ident = GalleryIdentifier(gallery)
+    ident = gallery
     preds: list[list[Pred]] = []
     with open_video(path) as video:
         start = time.perf_counter()
@@ -282,7 +279,7 @@ def run_latency(path: Path, pipeline: Pipeline, gallery: Any) -> dict[str, float
     with open_video(path, realtime=True) as video:
         watcher = Watcher(
             pipeline,
-            GalleryIdentifier(gallery),
+            gallery,
             source_fps=video.info.fps,
             live=True,
         )

@@ -33,3 +33,42 @@ def pipeline():  # type: ignore[no-untyped-def]
     p = Pipeline.from_settings()
     p.warm_up()
     return p
+
+
+@pytest.fixture(scope="session")
+def fake_pipeline():  # type: ignore[no-untyped-def]
+    """The deterministic fake backends (no ONNX): for logic tests that run in milliseconds."""
+    from faceindex.pipeline import Pipeline
+    from faceindex.testing.fakes import FakeDetector, FakeEmbedder
+
+    return Pipeline(detector=FakeDetector(), embedder=FakeEmbedder())
+
+
+@pytest.fixture()
+def photo_of(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``photo_of(*people, variant=0)``: a synthetic PNG file showing those people's faces."""
+    from faceindex.testing.synthetic import synthetic_photo_bytes
+
+    def make(*people: int, variant: int = 0) -> Path:
+        path = tmp_path / f"p{'-'.join(map(str, people)) or 'none'}_v{variant}.png"
+        path.write_bytes(synthetic_photo_bytes(list(people), variant=variant))
+        return path
+
+    return make
+
+
+_TIERS = ("integration", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The integration tier: every test under tests/integration or tests/browser, and
+    every test that uses the real models (the ``pipeline`` fixture). ``make test`` runs
+    both tiers; ``pytest -m "not integration"`` runs the fast one alone."""
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            top = Path(str(item.path)).relative_to(root).parts[0]
+        except ValueError:
+            continue
+        if top in _TIERS or "pipeline" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

@@ -37,9 +37,57 @@ class EmbeddingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GallerySettings:
+    #: The gallery file (``FACEINDEX_GALLERY``); ``None`` = gallery.db in the user data folder.
+    path: str | None = None
+    #: Store each enrolled photo too (needed to re-embed the gallery with another model).
+    keep_photos: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    #: ``auto`` (exact below ``ann_from`` templates, else ``pq-rerank``), ``exact``,
+    #: ``pq-rerank`` or ``hnsw``.
+    backend: str = "auto"
+    #: Galleries with at least this many templates are searched approximately under ``auto``:
+    #: exact search answers in ~1 ms up to ~100k templates, and past that the fast-scan ANN
+    #: (1.9 ms at 1M, recall@10 0.99; benchmarks/search.py) wins.
+    ann_from: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    #: Open-set identification threshold; ``None`` = the embedder's calibrated one.
+    threshold: float | None = None
+    #: Least lead of the best person over the runner-up to name them (0 = none).
+    margin: float = 0.0
+    #: How a person's template scores are aggregated: ``mean-top2`` or ``max``.
+    rule: str = "mean-top2"
+    #: Template hits fetched from the index per probe before grouping by person.
+    top_k: int = 50
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("mean-top2", "max"):
+            raise ConfigError(f"unknown aggregation rule {self.rule!r}; valid: mean-top2, max")
+        if self.top_k < 1:
+            raise ConfigError("search top_k must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySettings:
+    #: Template encryption key as base64 or hex text (``FACEINDEX_KEY``); never logged.
+    key: str | None = field(default=None, repr=False)
+    #: A file holding the key (raw 32 bytes, or base64/hex text); wins over ``key``.
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     #: Threads per ONNX Runtime session; ``None`` = all cores.
     threads: int | None = None
+    #: Where derived model files are cached (``FACEINDEX_CACHE_DIR``); ``None`` = the
+    #: user cache folder.
+    cache_dir: str | None = None
     #: Largest accepted image, in pixels (decompression-bomb guard).
     max_image_pixels: int = 50_000_000
     #: Largest accepted image file, in bytes.
@@ -51,16 +99,27 @@ class Settings:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    gallery: GallerySettings = field(default_factory=GallerySettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``FACEINDEX_<SECTION>__<FIELD>`` variables.
 
         For example ``FACEINDEX_DETECTION__DETECTOR=dlib-hog``. Unknown keys under the
-        prefix are an error, so a typo never silently does nothing.
+        prefix are an error, so a typo never silently does nothing. The documented short
+        names ``FACEINDEX_GALLERY``, ``FACEINDEX_KEY`` and ``FACEINDEX_CACHE_DIR`` stand for
+        ``gallery.path``, ``privacy.key`` and ``runtime.cache_dir``. This is the only place
+        the library reads the environment.
         """
         env = os.environ if environ is None else environ
         sections: dict[str, dict[str, object]] = {}
+        for key, (section, name) in _SHORT_NAMES.items():
+            value = env.get(key, "").strip()
+            if value:
+                sections.setdefault(section, {})[name] = value
         prefix = "FACEINDEX_"
         known = {f.name: f for f in dataclasses.fields(cls)}
         for key, raw in env.items():
@@ -81,11 +140,21 @@ class Settings:
                 key, raw, str(fields[field_name].type)
             )
         base = cls()
-        updated = {
-            name: dataclasses.replace(getattr(base, name), **values)
-            for name, values in sections.items()
-        }
+        try:
+            updated = {
+                name: dataclasses.replace(getattr(base, name), **values)
+                for name, values in sections.items()
+            }
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid settings: {exc}") from None
         return dataclasses.replace(base, **updated)
+
+
+_SHORT_NAMES: dict[str, tuple[str, str]] = {
+    "FACEINDEX_GALLERY": ("gallery", "path"),
+    "FACEINDEX_KEY": ("privacy", "key"),
+    "FACEINDEX_CACHE_DIR": ("runtime", "cache_dir"),
+}
 
 
 def _parse(key: str, raw: str, type_name: str) -> object:

@@ -48,7 +48,9 @@ class Pipeline:
             det_kwargs["score_threshold"] = s.detection.score_threshold
         detector = DETECTORS.get(s.detection.detector)(**det_kwargs)
         embedder = EMBEDDERS.get(s.embedding.embedder)(
-            threads=s.runtime.threads, flip=s.embedding.flip
+            threads=s.runtime.threads,
+            flip=s.embedding.flip,
+            cache_dir=Path(s.runtime.cache_dir).expanduser() if s.runtime.cache_dir else None,
         )
         limits = ImageLimits(s.runtime.max_image_pixels, s.runtime.max_image_bytes)
         return cls(

@@ -1,4 +1,4 @@
-"""From template similarities to a person-level, open-set decision.
+"""From template similarities to a person-level, open-set decision (pure functions).
 
 A gallery holds several templates per person. A probe is compared with the templates
 (exactly or through an ANN index: see :mod:`faceindex.index`), the best ``k`` template hits
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from faceindex.types import IdentDecision, Identification, Match
 
 
 class AggregationRule(enum.StrEnum):
@@ -33,37 +34,15 @@ class AggregationRule(enum.StrEnum):
     MEAN_TOP2 = "mean-top2"
 
 
-class IdentDecision(enum.StrEnum):
-    IDENTIFIED = "identified"
-    UNKNOWN = "unknown"
-    AMBIGUOUS = "ambiguous"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    person_id: int
-    similarity: float
-
-
-@dataclass(frozen=True, slots=True)
-class Identification:
-    """The answer for one probe face. ``person`` is ``None`` unless identified."""
-
-    decision: IdentDecision
-    best: Candidate | None
-    runner_up: Candidate | None
-
-    @property
-    def person(self) -> Candidate | None:
-        return self.best if self.decision is IdentDecision.IDENTIFIED else None
-
-
 def rank_people(
     similarities: npt.ArrayLike,
     owners: npt.ArrayLike,
     rule: AggregationRule = AggregationRule.MAX,
-) -> list[Candidate]:
-    """Aggregate template hits (similarity, owning person id) into people, best first."""
+) -> list[Match]:
+    """Aggregate template hits (similarity, owning person id) into people, best first.
+
+    The matches carry ids only (``name`` empty): naming people is the gallery's business.
+    """
     sims = np.asarray(similarities, dtype=np.float64).ravel()
     who = np.asarray(owners, dtype=np.int64).ravel()
     if sims.shape != who.shape:
@@ -74,18 +53,18 @@ def rank_people(
     sims, who = sims[order], who[order]
     starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
     ends = np.r_[starts[1:], who.size]
-    people: list[Candidate] = []
+    people: list[Match] = []
     for s, e in zip(starts, ends, strict=True):
         if rule is AggregationRule.MAX:
             score = sims[s]
         else:
             score = sims[s : min(e, s + 2)].mean()
-        people.append(Candidate(int(who[s]), float(score)))
+        people.append(Match(int(who[s]), "", float(score)))
     people.sort(key=lambda c: (-c.similarity, c.person_id))
     return people
 
 
-def decide(ranked: Sequence[Candidate], *, threshold: float, margin: float) -> Identification:
+def decide(ranked: Sequence[Match], *, threshold: float, margin: float) -> Identification:
     """Open-set decision on people ranked best first."""
     best = ranked[0] if ranked else None
     runner_up = ranked[1] if len(ranked) > 1 else None

@@ -209,3 +209,50 @@ class Verification:
     @property
     def decision(self) -> Decision:
         return Decision.MATCH if self.match else Decision.NO_MATCH
+
+
+class IdentDecision(enum.StrEnum):
+    """The open-set answer for one probe face."""
+
+    IDENTIFIED = "identified"
+    UNKNOWN = "unknown"
+    #: The best person passed the threshold but did not lead the runner-up by the margin.
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One enrolled person as a candidate for a face: who, and how alike (higher = closer).
+
+    ``name`` is empty where only ids are known (inside the search, before the gallery
+    resolves names).
+    """
+
+    person_id: int
+    name: str
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """Who one face is, in the one vocabulary used by the gallery, video, eval and the API.
+
+    ``best`` and ``runner_up`` are the two closest people whatever the decision, so an
+    "unknown" still says how close the nearest person came; ``person`` is ``best`` only
+    when the face was identified. ``bbox`` and ``quality`` are set when the face came from
+    a photo (``None`` for a bare embedding).
+    """
+
+    decision: IdentDecision
+    best: Match | None
+    runner_up: Match | None
+    bbox: BBox | None = None
+    quality: Quality | None = None
+
+    @property
+    def person(self) -> Match | None:
+        return self.best if self.decision is IdentDecision.IDENTIFIED else None
+
+    @property
+    def similarity(self) -> float | None:
+        return None if self.best is None else self.best.similarity

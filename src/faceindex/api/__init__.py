@@ -1,7 +1,7 @@
 """The REST API: ``create_app(settings)`` gives a FastAPI app serving ``/v1`` and the web UI.
 
 FastAPI is imported only when the app is built (``faceindex.api.create_app`` is resolved
-lazily), so ``faceindex.api.keys`` and ``faceindex.api.settings`` stay usable without it.
+lazily), so ``faceindex.api.settings`` stays usable without it.
 """
 
 from __future__ import annotations

@@ -25,17 +25,16 @@ from starlette.concurrency import run_in_threadpool
 
 from faceindex import __version__
 from faceindex.api import errors
-from faceindex.api.keys import KeyRing
 from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.routes import admin, monitors, people, recognition, system
 from faceindex.api.settings import ApiSettings
 from faceindex.api.state import Services
 from faceindex.api.uploads import BodyLimitMiddleware
+from faceindex.apikeys import KeyRing
 from faceindex.config import Settings
-from faceindex.gallery import open_gallery
-from faceindex.gallery.service import Gallery
+from faceindex.crypto import TemplateKey
+from faceindex.gallery import Gallery, open_gallery
 from faceindex.pipeline import Pipeline
-from faceindex.privacy.crypto import TemplateKey
 from faceindex.video.monitor import MonitorManager
 
 log = logging.getLogger(__name__)
@@ -78,22 +77,19 @@ def _open(
 ) -> tuple[Pipeline, Gallery, KeyRing, bool]:
     owned = gallery is None
     if gallery is None:
-        pipeline = pipeline or Pipeline.from_settings(pipeline_settings(settings))
-        key = (
-            TemplateKey.from_file(settings.key_file)
-            if settings.key_file is not None
-            else TemplateKey.from_env()
-        )
+        core = pipeline_settings(settings)
+        pipeline = pipeline or Pipeline.from_settings(core)
         gallery = open_gallery(
             settings.gallery,
+            settings=core,
             pipeline=pipeline,
-            key=key,
-            keep_photos=settings.keep_photos,
+            key=TemplateKey.from_file(settings.key_file) if settings.key_file else None,
+            keep_photos=settings.keep_photos or core.gallery.keep_photos,
             actor="api",
         )
     pipeline = pipeline or gallery.pipeline
     try:
-        keys = KeyRing(gallery.store)
+        keys = KeyRing(gallery.path)
     except BaseException:
         if owned:
             gallery.close()
@@ -109,18 +105,18 @@ def _announce(services: Services) -> None:
             "enrol and erase faces in %s. Use this for local testing only. !!!",
             settings.host,
             settings.port,
-            services.gallery.store.path,
+            services.gallery.path,
         )
     elif not services.keys.keys(include_revoked=False):
         log.warning(
             "no API key exists yet: every request will be refused (401). Create one with: "
             "faceindex keys create --name NAME --scopes read,write,admin --gallery %s",
-            services.gallery.store.path,
+            services.gallery.path,
         )
     log.info(
         "serving gallery %s (%d people) with model %s",
-        services.gallery.store.path,
-        services.gallery.store.count_persons(),
+        services.gallery.path,
+        services.gallery.count_people(),
         services.pipeline.model_id,
     )
 

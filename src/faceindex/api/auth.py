@@ -15,10 +15,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from faceindex.api.errors import ApiError
-from faceindex.api.keys import Scope, effective_scopes
 from faceindex.api.ratelimit import retry_after_header
 from faceindex.api.state import Services, ServicesDep
-from faceindex.gallery.service import set_actor
+from faceindex.apikeys import Scope, effective_scopes
+from faceindex.gallery import set_actor
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")

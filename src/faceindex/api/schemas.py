@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from faceindex.gallery.service import FaceIdentity, PersonHit, PhotoOutcome
-from faceindex.gallery.store import Person as CorePerson
-from faceindex.types import Face
+from faceindex.gallery import Person as CorePerson
+from faceindex.gallery import PhotoOutcome
+from faceindex.types import Face, Identification, Match
 from faceindex.types import Quality as CoreQuality
 
 MAX_ID = 2**63 - 1
@@ -122,10 +122,10 @@ class PersonScore(_Wire):
     similarity: float
 
     @classmethod
-    def from_core(cls, hit: PersonHit | None) -> PersonScore | None:
+    def from_core(cls, hit: Match | None) -> PersonScore | None:
         if hit is None:
             return None
-        return cls(id=hit.id, name=hit.name, similarity=round(hit.similarity, 6))
+        return cls(id=hit.person_id, name=hit.name, similarity=round(hit.similarity, 6))
 
 
 class IdentifiedFace(_Wire):
@@ -136,11 +136,13 @@ class IdentifiedFace(_Wire):
     runner_up: PersonScore | None
 
     @classmethod
-    def from_core(cls, f: FaceIdentity) -> IdentifiedFace:
+    def from_core(cls, f: Identification) -> IdentifiedFace:
         person = f.person
+        if f.bbox is None:
+            raise ValueError("an identified face from a photo has a box")
         return cls(
             bbox=f.bbox.as_list(),
-            person=None if person is None else PersonRef(id=person.id, name=person.name),
+            person=None if person is None else PersonRef(id=person.person_id, name=person.name),
             similarity=None if f.similarity is None else round(f.similarity, 6),
             decision=str(f.decision),  # type: ignore[arg-type]
             runner_up=PersonScore.from_core(f.runner_up),

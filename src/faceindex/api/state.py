@@ -13,10 +13,10 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from faceindex.api.errors import ApiError
-from faceindex.api.keys import KeyRing
 from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.settings import ApiSettings
-from faceindex.gallery.service import Gallery
+from faceindex.apikeys import KeyRing
+from faceindex.gallery import Gallery
 from faceindex.pipeline import Pipeline
 from faceindex.video.monitor import MonitorManager
 

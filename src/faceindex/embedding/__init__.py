@@ -51,10 +51,16 @@ class Embedder(Protocol):
     def warm_up(self) -> None: ...
 
 
+#: Every factory takes the keyword arguments ``threads: int | None``, ``flip: bool`` and
+#: ``cache_dir: Path | None`` (``None``: :func:`faceindex.models.cache.default_cache_dir`;
+#: where derived model files such as the dlib ONNX graph are kept).
 EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("embedder")
 EMBEDDERS.register("sface", "faceindex.embedding.sface:SFaceEmbedder")
-EMBEDDERS.register("dlib-resnet", "faceindex.embedding.dlib_resnet:DlibResnetEmbedder")
+EMBEDDERS.register("dlib-resnet", "faceindex.embedding.dlib_resnet.embedder:DlibResnetEmbedder")
 EMBEDDERS.register("fusion", "faceindex.embedding.fusion:FusionEmbedder")
+#: Deterministic test backend (no model): embeds the synthetic faces of
+#: :mod:`faceindex.testing.synthetic` so that one person's photos agree, in microseconds.
+EMBEDDERS.register("fake", "faceindex.testing.fakes:FakeEmbedder")
 
 
 def l2_normalise(vectors: np.ndarray) -> FloatArray:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from faceindex.embedding import EmbedderSpec
-from faceindex.embedding.dlib_resnet import Backend, DlibResnetEmbedder
+from faceindex.embedding.dlib_resnet.embedder import Backend, DlibResnetEmbedder
 from faceindex.embedding.sface import SFaceEmbedder
 from faceindex.embedding.specs import FUSION
 from faceindex.types import Face, FloatArray, ImageArray
@@ -30,10 +31,17 @@ class FusionEmbedder:
     sface_weight = 0.25
 
     def __init__(
-        self, *, threads: int | None = None, dlib_backend: Backend = "onnx", flip: bool = False
+        self,
+        *,
+        threads: int | None = None,
+        dlib_backend: Backend = "onnx",
+        flip: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
-        self.sface = SFaceEmbedder(threads=threads, flip=flip)
-        self.dlib = DlibResnetEmbedder(threads=threads, backend=dlib_backend, flip=flip)
+        self.sface = SFaceEmbedder(threads=threads, flip=flip, cache_dir=cache_dir)
+        self.dlib = DlibResnetEmbedder(
+            threads=threads, backend=dlib_backend, flip=flip, cache_dir=cache_dir
+        )
 
     def warm_up(self) -> None:
         self.sface.warm_up()

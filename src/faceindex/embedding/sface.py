@@ -8,6 +8,7 @@ Input is RGB, raw 0-255 floats, NCHW.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,13 @@ from faceindex.types import Face, FloatArray, ImageArray
 class SFaceEmbedder:
     spec: EmbedderSpec = SFACE
 
-    def __init__(self, *, threads: int | None = None, flip: bool = False) -> None:
+    def __init__(
+        self, *, threads: int | None = None, flip: bool = False, cache_dir: Path | None = None
+    ) -> None:
         self.threads = threads
+        #: Accepted like every registered embedder's; unused, since SFace's float32 graph is
+        #: built in memory and nothing is written to the cache folder.
+        self.cache_dir = cache_dir
         #: Average with the mirrored crop's embedding (costs a second pass).
         self.flip = flip
         self._session: Lazy[Any] = Lazy(self._load)

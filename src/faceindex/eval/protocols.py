@@ -25,7 +25,6 @@ are in it (see :mod:`faceindex.eval.groups`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -54,6 +53,8 @@ from faceindex.eval.verification import (
     VerificationMetrics,
     verification_metrics,
 )
+from faceindex.io.files import person_folders
+from faceindex.io.pairs import read_pairs
 from faceindex.search import AggregationRule
 from faceindex.types import Embedding
 
@@ -66,7 +67,6 @@ EmbedFn = Callable[[Path], Embedding | None]
 #: Called as ``progress(photos_done, photos_total)`` while photos are embedded.
 ProgressFn = Callable[[int, int], None]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 #: Measured on glint6 by ``benchmarks/identification.py`` (5 templates per person, 15
 #: folds): mean-top2 had the lower FNIR at FPIR 1e-2 (0.011 vs 0.017 for max; lower in 9
 #: of 10 photo splits), and no margin above 0 lowered FNIR at any FPIR there.
@@ -104,41 +104,10 @@ def _group_of_path(path: str, groups: Mapping[str, str] | None) -> str | None:
     return groups.get(path) if path in groups else group_of(person_of(path), groups)
 
 
-_TRUE = {"1", "true", "yes", "y"}
-_FALSE = {"0", "false", "no", "n"}
-
-
 def read_pairs_csv(csv_path: str | Path) -> list[LabelledPair]:
-    """Rows of a CSV with a header naming ``a``, ``b`` and ``same`` (1/0, true/false)."""
-    path = Path(csv_path)
-    if not path.is_file():
-        raise NotFoundError(f"{path}: no such file", path=str(path))
-    pairs: list[LabelledPair] = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            fields = [c.strip().lower() for c in (reader.fieldnames or [])]
-            if not {"a", "b", "same"} <= set(fields):
-                raise InvalidInputError(
-                    f"{path}: header must name columns 'a', 'b' and 'same' (got {fields})",
-                    path=str(path),
-                )
-            reader.fieldnames = fields
-            for line, row in enumerate(reader, start=2):
-                a, b = (row.get("a") or "").strip(), (row.get("b") or "").strip()
-                same = (row.get("same") or "").strip().lower()
-                if not a or not b:
-                    raise InvalidInputError(f"{path} line {line}: empty path", line=line)
-                if same not in _TRUE | _FALSE:
-                    raise InvalidInputError(
-                        f"{path} line {line}: 'same' must be 1 or 0, got {same!r}", line=line
-                    )
-                pairs.append(LabelledPair(a, b, same in _TRUE))
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path}: not a UTF-8 CSV file", path=str(path)) from exc
-    except csv.Error as exc:
-        raise InvalidInputError(f"{path}: malformed CSV ({exc})", path=str(path)) from exc
-    return pairs
+    """Rows of a CSV with a header naming ``a``, ``b`` and ``same`` (see
+    :func:`faceindex.io.pairs.read_pairs`, which reads it)."""
+    return [LabelledPair(p.a, p.b, bool(p.same)) for p in read_pairs(csv_path, labelled=True).pairs]
 
 
 def load_groups(path: str | Path) -> dict[str, str]:
@@ -300,8 +269,9 @@ def evaluate_pairs_csv(
 ) -> PairsResult:
     """:func:`evaluate_pairs` on a CSV file; missing photos are reported before any work."""
     path = Path(csv_path)
-    pairs = read_pairs_csv(path)
-    base = Path(root) if root is not None else path.parent
+    pairs_file = read_pairs(path, root=root, labelled=True)
+    pairs = [LabelledPair(p.a, p.b, bool(p.same)) for p in pairs_file.pairs]
+    base = pairs_file.root
     missing = sorted({p for pair in pairs for p in (pair.a, pair.b) if not (base / p).is_file()})
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -325,20 +295,12 @@ def evaluate_pairs_csv(
 
 
 def list_people(root_dir: str | Path) -> dict[str, list[str]]:
-    """``{person: ["person/photo", ...]}`` for each sub-folder holding image files."""
-    root = Path(root_dir)
-    if not root.is_dir():
-        raise NotFoundError(f"{root}: no such folder", path=str(root))
-    people: dict[str, list[str]] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = sorted(
-            f"{folder.name}/{f.name}"
-            for f in folder.iterdir()
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if photos:
-            people[folder.name] = photos
-    return people
+    """``{person: ["person/photo", ...]}`` for each sub-folder holding photos (the walker
+    of :func:`faceindex.io.files.person_folders`)."""
+    return {
+        person: [f"{person}/{photo.name}" for photo in photos]
+        for person, photos in person_folders(root_dir)
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,33 +1,104 @@
 """The gallery of known people: persistent store, enrolment, 1:N identification, erasure.
 
-``open_gallery(path)`` gives a :class:`~faceindex.gallery.service.Gallery`; the embedded
-default store is SQLite (:mod:`faceindex.gallery.store`), at ``FACEINDEX_GALLERY`` or under
-the user data folder.
+``open_gallery(path)`` gives a :class:`Gallery` (:mod:`faceindex.gallery.gallery`), the one
+front door; the embedded default store is SQLite (:mod:`faceindex.gallery.store`), which
+nothing outside this package touches. Names are resolved lazily, so importing this package
+loads neither the store nor a model.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from faceindex.gallery.service import Gallery
+    from faceindex.config import PrivacySettings, Settings
+    from faceindex.crypto import TemplateKey
+    from faceindex.gallery.enrolment import EnrolmentReport, EnrolStatus, PhotoOutcome
+    from faceindex.gallery.gallery import Gallery
+    from faceindex.gallery.records import set_actor
+    from faceindex.gallery.tables import Person, TemplateInfo
+    from faceindex.pipeline import Pipeline
 
-ENV_VAR = "FACEINDEX_GALLERY"
+__all__ = [
+    "EnrolStatus",
+    "EnrolmentReport",
+    "Gallery",
+    "Person",
+    "PhotoOutcome",
+    "TemplateInfo",
+    "default_gallery_path",
+    "key_from_settings",
+    "open_gallery",
+    "set_actor",
+]
+
+_LAZY = {
+    "Gallery": "faceindex.gallery.gallery",
+    "EnrolmentReport": "faceindex.gallery.enrolment",
+    "EnrolStatus": "faceindex.gallery.enrolment",
+    "PhotoOutcome": "faceindex.gallery.enrolment",
+    "Person": "faceindex.gallery.tables",
+    "TemplateInfo": "faceindex.gallery.tables",
+    "set_actor": "faceindex.gallery.records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'faceindex.gallery' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def default_gallery_path() -> Path:
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
+    """gallery.db in the user data folder (``settings.gallery.path`` overrides it)."""
     import platformdirs
 
     return Path(platformdirs.user_data_dir("faceindex", appauthor=False)) / "gallery.db"
 
 
-def open_gallery(path: str | Path | None = None, **options: Any) -> Gallery:
-    """Open (creating if needed) the gallery at ``path``; see :class:`Gallery` for options."""
-    from faceindex.gallery.service import Gallery
+def key_from_settings(privacy: PrivacySettings) -> TemplateKey | None:
+    """The template key the settings name: the key file, else the key text, else none."""
+    from faceindex.crypto import TemplateKey
 
-    return Gallery.open(Path(path) if path is not None else default_gallery_path(), **options)
+    if privacy.key_file:
+        return TemplateKey.from_file(privacy.key_file)
+    if privacy.key:
+        return TemplateKey.from_text(privacy.key)
+    return None
+
+
+def open_gallery(
+    path: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+    key: TemplateKey | None = None,
+    **options: Any,
+) -> Gallery:
+    """Open (creating if needed) a gallery.
+
+    ``path`` None -> ``settings.gallery.path`` -> :func:`default_gallery_path`; ``key``
+    None -> the key the settings name (``settings.privacy``); a ``pipeline`` None is built
+    from the settings when first needed. ``options`` (``keep_photos``, ``index_backend``,
+    ``threshold``, ``margin``, ``rule``, ``top_k``, ``actor``) override the settings.
+    """
+    from faceindex.config import Settings
+    from faceindex.gallery.gallery import Gallery
+
+    s = settings or Settings()
+    where = Path(path) if path is not None else None
+    if where is None and s.gallery.path:
+        where = Path(s.gallery.path)
+    if key is None:
+        key = key_from_settings(s.privacy)
+    return Gallery.open(
+        (where or default_gallery_path()).expanduser(),
+        pipeline=pipeline,
+        key=key,
+        settings=s,
+        **options,
+    )

@@ -15,16 +15,16 @@ Layout:
   biometric data): vector indexes are caches that catch up by replaying it.
 - ``audit``: who did what, when, with what decision (ids, never names or vectors).
 - ``meta``: key/value settings such as the embedding model the gallery is bound to.
-- ``api_keys`` (migration 2): the REST API's keys: a name, the SHA-256 of the secret (the
-  secret itself is shown once at creation and never stored), comma-separated scopes, and
-  when it was created, last used and revoked.
+- migration 2 created the REST API's ``api_keys`` table in releases before 0.2; that table
+  now belongs to :mod:`faceindex.apikeys` and its own migrations, so the step is a no-op
+  here (kept so that version numbers stay stable for existing files).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from faceindex.errors import StorageError
+from faceindex.db import migrate as run_migrations
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -89,58 +89,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_at ON audit(at);
     CREATE INDEX audit_action ON audit(action);
     """,
-    # 2: API keys of the REST service (only a SHA-256 of each secret is stored)
-    """
-    CREATE TABLE api_keys (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        scopes TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        last_used_at TEXT,
-        revoked_at TEXT
-    );
-    """,
+    # 2: formerly the API key table; now created by faceindex.apikeys' own migrations
+    "SELECT 1;",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to :data:`SCHEMA_VERSION`; returns the version found before."""
-    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if found > SCHEMA_VERSION:
-        raise StorageError(
-            f"this gallery has schema version {found}, newer than this faceindex knows "
-            f"({SCHEMA_VERSION}): upgrade faceindex"
-        )
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read under the write lock: another process may have migrated meanwhile.
-            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if current >= version:
-                conn.execute("COMMIT")
-                continue
-            for statement in _statements(MIGRATIONS[version - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return found
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    out: list[str] = []
-    buf = ""
-    for line in script.strip().splitlines():
-        buf += line + "\n"
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {buf!r}")
-    return out
+    """Bring the gallery tables to :data:`SCHEMA_VERSION`; returns the version found before."""
+    return run_migrations(conn, MIGRATIONS, component="gallery")

@@ -8,150 +8,48 @@ foreign keys on, and ``secure_delete`` on so that freed pages are overwritten wi
 a deleted person's vectors do not linger in the file. After a deletion the WAL is
 checkpointed and truncated for the same reason.
 
-Vectors are stored as float32 little-endian bytes, or AES-GCM ciphertext when the store
-has a key (:mod:`faceindex.privacy.crypto`). Nothing is ever pickled.
+The store does SQL only: vectors and kept photos go through the :class:`Sealer` it is
+given (:mod:`faceindex.gallery.sealing`): float32 little-endian bytes in the clear, or
+AES-GCM ciphertext. Nothing is ever pickled. Only :mod:`faceindex.gallery` uses this module.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from faceindex import auditlog
+from faceindex.db import connect, immediate_transaction
 from faceindex.errors import (
-    ConflictError,
-    EmbeddingModelMismatchError,
     InvalidInputError,
-    NotFoundError,
     StorageError,
 )
 from faceindex.gallery.schema import migrate
-from faceindex.privacy.crypto import KeyMismatchError, KeyRequiredError, TemplateKey
-from faceindex.types import BBox, Embedding, FloatArray
+from faceindex.gallery.sealing import Sealer, photo_context
+from faceindex.gallery.tables import Person, PersonTable, TemplateInfo, TemplateTable, VectorSet
+
+__all__ = ["Person", "SqliteStore", "TemplateInfo", "VectorSet"]
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    id: int
-    name: str
-    external_id: str | None
-    metadata: Mapping[str, Any]
-    created_at: str
-    updated_at: str
-    templates: int
-    photos: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "external_id": self.external_id,
-            "metadata": dict(self.metadata),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "templates": self.templates,
-            "photos": self.photos,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateInfo:
-    id: int
-    person_id: int
-    photo_id: int | None
-    model_id: str
-    dim: int
-    quality: float | None
-    bbox: BBox | None
-    encrypted: bool
-    created_at: str
-    source: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VectorSet:
-    """Every template vector of one model, for (re)building an index."""
-
-    template_ids: np.ndarray
-    person_ids: np.ndarray
-    vectors: FloatArray
-    last_seq: int
-
-
-@contextmanager
-def immediate_transaction(
-    conn: sqlite3.Connection, lock: threading.RLock | threading.Lock
-) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on ``conn`` under ``lock``; rolled back on any error.
-
-    Taking the write lock up front means two processes never deadlock upgrading a read
-    lock; a busy database waits for the connection's busy timeout, then fails clearly.
-    """
-    with lock:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"gallery is busy or read-only: {exc}") from exc
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                conn.execute("ROLLBACK")
-                raise StorageError(f"gallery commit failed: {exc}") from exc
-
-
-def _validate_name(name: str) -> str:
-    clean = name.strip()
-    if not clean:
-        raise InvalidInputError("a person's name cannot be empty")
-    if len(clean) > 200:
-        raise InvalidInputError("a person's name is limited to 200 characters")
-    if any(ord(c) < 32 for c in clean):
-        raise InvalidInputError("a person's name cannot contain control characters")
-    return clean
-
-
-class SqliteStore:
+class SqliteStore(PersonTable, TemplateTable):
     """Persons, photos, templates and the audit log in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, key: TemplateKey | None = None) -> None:
+    def __init__(self, path: str | Path, *, sealer: Sealer | None = None) -> None:
         self.path = Path(path)
-        self.key = key
+        self.sealer = sealer or Sealer()
         self._lock = threading.RLock()
         if self.path.exists() and self.path.is_dir():
             raise InvalidInputError(f"gallery path {self.path} is a folder, not a file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = connect(self.path)
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode})")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute("PRAGMA secure_delete = ON")
             migrate(self._conn)
         except sqlite3.DatabaseError as exc:
+            self._conn.close()
             raise StorageError(f"{self.path}: not a usable gallery database ({exc})") from exc
 
     # -- plumbing ---------------------------------------------------------------------
@@ -172,13 +70,6 @@ class SqliteStore:
         with immediate_transaction(self._conn, self._lock) as conn:
             yield conn
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return list(self._conn.execute(sql, params))
-            except sqlite3.DatabaseError as exc:
-                raise StorageError(f"gallery read failed: {exc}") from exc
-
     def checkpoint(self) -> None:
         """Fold the WAL into the main file and truncate it (after erasures)."""
         with self._lock:
@@ -186,385 +77,10 @@ class SqliteStore:
 
     # -- meta -------------------------------------------------------------------------
 
-    def meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0]["value"]) if rows else None
-
     @property
     def model_id(self) -> str | None:
         """The embedding model this gallery's templates come from (None while empty)."""
         return self.meta("model_id")
-
-    def _bind_model(self, conn: sqlite3.Connection, model_id: str, dim: int) -> None:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta (key, value) VALUES ('model_id', ?)", (model_id,))
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dim', ?)", (str(dim),))
-        elif row["value"] != model_id:
-            raise EmbeddingModelMismatchError(
-                f"this gallery holds {row['value']!r} templates; {model_id!r} templates "
-                "cannot be mixed in (re-embed the gallery to change models)",
-                gallery_model=row["value"],
-                model=model_id,
-            )
-
-    # -- persons ----------------------------------------------------------------------
-
-    _PERSON_SQL = """
-        SELECT p.*, (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS n_templates,
-               (SELECT COUNT(*) FROM photos f WHERE f.person_id = p.id) AS n_photos
-        FROM persons p
-    """
-
-    @staticmethod
-    def _person(row: sqlite3.Row) -> Person:
-        return Person(
-            id=int(row["id"]),
-            name=str(row["name"]),
-            external_id=row["external_id"],
-            metadata=json.loads(row["metadata"]),
-            created_at=str(row["created_at"]),
-            updated_at=str(row["updated_at"]),
-            templates=int(row["n_templates"]),
-            photos=int(row["n_photos"]),
-        )
-
-    def create_person(
-        self,
-        conn: sqlite3.Connection,
-        name: str,
-        *,
-        external_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> int:
-        name = _validate_name(name)
-        stamp = now()
-        try:
-            cur = conn.execute(
-                "INSERT INTO persons (name, external_id, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, external_id, _json_object(metadata), stamp, stamp),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(
-                f"a person named {name!r} or with external id {external_id!r} already exists"
-            ) from exc
-        return int(cur.lastrowid or 0)
-
-    def person(self, ref: int | str) -> Person:
-        """A person by id (int, or a string of digits prefixed with '#') or by exact name."""
-        if isinstance(ref, int):
-            rows = self._query(self._PERSON_SQL + " WHERE p.id = ?", (ref,))
-        else:
-            rows = self._query(self._PERSON_SQL + " WHERE p.name = ?", (ref.strip(),))
-            if not rows and ref.startswith("#") and ref[1:].isdigit():
-                rows = self._query(self._PERSON_SQL + " WHERE p.id = ?", (int(ref[1:]),))
-        if not rows:
-            raise NotFoundError(f"no person {ref!r} in the gallery", person=str(ref))
-        return self._person(rows[0])
-
-    def person_exists(self, conn: sqlite3.Connection, person_id: int) -> bool:
-        return (
-            conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is not None
-        )
-
-    def find_person_id(self, conn: sqlite3.Connection, name: str) -> int | None:
-        row = conn.execute("SELECT id FROM persons WHERE name = ?", (name.strip(),)).fetchone()
-        return None if row is None else int(row["id"])
-
-    def persons(
-        self, *, search: str | None = None, offset: int = 0, limit: int = 100
-    ) -> list[Person]:
-        if offset < 0 or limit < 0:
-            raise InvalidInputError("offset and limit must not be negative")
-        if search:
-            rows = self._query(
-                self._PERSON_SQL
-                + " WHERE p.name LIKE ? ESCAPE '\\' ORDER BY p.name LIMIT ? OFFSET ?",
-                (_like_pattern(search), limit, offset),
-            )
-        else:
-            rows = self._query(
-                self._PERSON_SQL + " ORDER BY p.name LIMIT ? OFFSET ?", (limit, offset)
-            )
-        return [self._person(r) for r in rows]
-
-    def count_persons(self, *, search: str | None = None) -> int:
-        """How many people there are (whose name contains ``search``, if given)."""
-        if search:
-            rows = self._query(
-                "SELECT COUNT(*) AS n FROM persons WHERE name LIKE ? ESCAPE '\\'",
-                (_like_pattern(search),),
-            )
-        else:
-            rows = self._query("SELECT COUNT(*) AS n FROM persons")
-        return int(rows[0]["n"])
-
-    def names(self, ids: list[int]) -> dict[int, str]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._query(f"SELECT id, name FROM persons WHERE id IN ({marks})", tuple(ids))
-        return {int(r["id"]): str(r["name"]) for r in rows}
-
-    def update_person(
-        self,
-        conn: sqlite3.Connection,
-        person_id: int,
-        *,
-        name: str | None = None,
-        external_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        sets, params = ["updated_at = ?"], [now()]
-        if name is not None:
-            sets.append("name = ?")
-            params.append(_validate_name(name))
-        if external_id is not None:
-            sets.append("external_id = ?")
-            params.append(external_id)
-        if metadata is not None:
-            sets.append("metadata = ?")
-            params.append(_json_object(metadata))
-        try:
-            cur = conn.execute(
-                f"UPDATE persons SET {', '.join(sets)} WHERE id = ?", (*params, person_id)
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(
-                f"another person already has that name or external id: {exc}"
-            ) from exc
-        if cur.rowcount == 0:
-            raise NotFoundError(f"no person #{person_id}")
-
-    def delete_person(self, conn: sqlite3.Connection, person_id: int) -> int:
-        """Delete a person with every photo and template (cascade); returns templates removed."""
-        n = conn.execute(
-            "SELECT COUNT(*) AS n FROM templates WHERE person_id = ?", (person_id,)
-        ).fetchone()["n"]
-        cur = conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
-        if cur.rowcount == 0:
-            raise NotFoundError(f"no person #{person_id}")
-        return int(n)
-
-    # -- photos and templates ---------------------------------------------------------
-
-    def photo_owners(self, sha256: str) -> list[int]:
-        rows = self._query("SELECT person_id FROM photos WHERE sha256 = ?", (sha256,))
-        return [int(r["person_id"]) for r in rows]
-
-    def add_photo(
-        self,
-        conn: sqlite3.Connection,
-        person_id: int,
-        sha256: str,
-        *,
-        source: str | None,
-        data: bytes | None,
-    ) -> int:
-        key_id = None
-        if data is not None and self.key is not None:
-            data = self.key.encrypt(data, f"photo:{person_id}:{sha256}".encode())
-            key_id = self.key.key_id
-        try:
-            cur = conn.execute(
-                "INSERT INTO photos (person_id, sha256, source, data, data_key_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (person_id, sha256, source, data, key_id, now()),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(f"photo {sha256[:12]} is already enrolled for this person") from exc
-        return int(cur.lastrowid or 0)
-
-    def photo_bytes(self, photo_id: int) -> bytes | None:
-        rows = self._query(
-            "SELECT person_id, sha256, data, data_key_id FROM photos WHERE id = ?", (photo_id,)
-        )
-        if not rows:
-            raise NotFoundError(f"no photo #{photo_id}")
-        row = rows[0]
-        if row["data"] is None:
-            return None
-        if row["data_key_id"] is None:
-            return bytes(row["data"])
-        key = self._key_for(str(row["data_key_id"]))
-        return key.decrypt(bytes(row["data"]), f"photo:{row['person_id']}:{row['sha256']}".encode())
-
-    def add_template(
-        self,
-        conn: sqlite3.Connection,
-        person_id: int,
-        embedding: Embedding,
-        *,
-        photo_id: int | None,
-        quality: float | None,
-        bbox: BBox | None,
-    ) -> int:
-        self._bind_model(conn, embedding.model_id, embedding.dim)
-        cur = conn.execute(
-            "INSERT INTO templates (person_id, photo_id, model_id, dim, vector, key_id, quality,"
-            " bbox, created_at) VALUES (?, ?, ?, ?, zeroblob(1), NULL, ?, ?, ?)",
-            (
-                person_id,
-                photo_id,
-                embedding.model_id,
-                embedding.dim,
-                quality,
-                json.dumps(bbox.as_list()) if bbox is not None else None,
-                now(),
-            ),
-        )
-        template_id = int(cur.lastrowid or 0)
-        blob, key_id = self._seal(template_id, embedding.model_id, embedding.vector)
-        conn.execute(
-            "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?", (blob, key_id, template_id)
-        )
-        return template_id
-
-    def templates(self, person_id: int) -> list[TemplateInfo]:
-        rows = self._query(
-            "SELECT t.*, f.source FROM templates t LEFT JOIN photos f ON f.id = t.photo_id"
-            " WHERE t.person_id = ? ORDER BY t.id",
-            (person_id,),
-        )
-        return [
-            TemplateInfo(
-                id=int(r["id"]),
-                person_id=int(r["person_id"]),
-                photo_id=r["photo_id"],
-                model_id=str(r["model_id"]),
-                dim=int(r["dim"]),
-                quality=r["quality"],
-                bbox=BBox(*json.loads(r["bbox"])) if r["bbox"] else None,
-                encrypted=r["key_id"] is not None,
-                created_at=str(r["created_at"]),
-                source=r["source"],
-            )
-            for r in rows
-        ]
-
-    def count_templates(self) -> int:
-        return int(self._query("SELECT COUNT(*) AS n FROM templates")[0]["n"])
-
-    def kept_photo_ids(self, person_id: int) -> set[int]:
-        """Ids of the person's photos whose bytes are kept (``keep_photos``)."""
-        rows = self._query(
-            "SELECT id FROM photos WHERE person_id = ? AND data IS NOT NULL", (person_id,)
-        )
-        return {int(r["id"]) for r in rows}
-
-    def delete_template(self, conn: sqlite3.Connection, template_id: int) -> int:
-        """Delete a template and, if it was its photo's last, the photo; returns the owner."""
-        row = conn.execute(
-            "SELECT person_id, photo_id FROM templates WHERE id = ?", (template_id,)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no template #{template_id}")
-        conn.execute("DELETE FROM templates WHERE id = ?", (template_id,))
-        if row["photo_id"] is not None:
-            conn.execute(
-                "DELETE FROM photos WHERE id = ? AND NOT EXISTS "
-                "(SELECT 1 FROM templates WHERE photo_id = ?)",
-                (row["photo_id"], row["photo_id"]),
-            )
-        return int(row["person_id"])
-
-    def template_sources(self) -> list[tuple[int, int, int | None, bool]]:
-        """(template id, person id, photo id, photo bytes kept?) for every template."""
-        rows = self._query(
-            "SELECT t.id, t.person_id, t.photo_id, f.data IS NOT NULL AS kept FROM templates t"
-            " LEFT JOIN photos f ON f.id = t.photo_id ORDER BY t.id"
-        )
-        return [(int(r[0]), int(r[1]), r[2], bool(r[3])) for r in rows]
-
-    def unbind_model(self, conn: sqlite3.Connection) -> None:
-        """Forget the gallery's model (only once every template is gone)."""
-        left = conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
-        if left:
-            raise ConflictError("cannot change the gallery's model while templates remain")
-        conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'dim')")
-
-    # -- vectors ----------------------------------------------------------------------
-
-    def _seal(
-        self, template_id: int, model_id: str, vector: FloatArray
-    ) -> tuple[bytes, str | None]:
-        raw = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        if self.key is None:
-            return raw, None
-        return self.key.encrypt(raw, f"template:{template_id}:{model_id}".encode()), self.key.key_id
-
-    def _key_for(self, key_id: str) -> TemplateKey:
-        if self.key is None:
-            raise KeyRequiredError(
-                "this gallery's templates are encrypted: give the key (--key-file or "
-                "FACEINDEX_KEY)",
-                key_id=key_id,
-            )
-        if self.key.key_id != key_id:
-            raise KeyMismatchError(
-                f"wrong key: the gallery was encrypted with key id {key_id}, the key given "
-                f"has id {self.key.key_id}",
-                needed=key_id,
-                given=self.key.key_id,
-            )
-        return self.key
-
-    def _open(self, row: sqlite3.Row) -> FloatArray:
-        blob = bytes(row["vector"])
-        if row["key_id"] is not None:
-            blob = self._key_for(str(row["key_id"])).decrypt(
-                blob, f"template:{row['id']}:{row['model_id']}".encode()
-            )
-        vec = np.frombuffer(blob, dtype="<f4")
-        if vec.shape[0] != int(row["dim"]):
-            raise StorageError(f"template #{row['id']} is damaged (wrong length)")
-        return vec.astype(np.float32)
-
-    def vectors(self, template_ids: list[int] | None = None) -> VectorSet:
-        """Template vectors (all, or the given ids), decrypted, with their owners."""
-        with self._lock:
-            # One read transaction, so the vectors and last_seq are from the same snapshot.
-            self._conn.execute("BEGIN")
-            try:
-                seq_row = self._conn.execute("SELECT MAX(seq) AS s FROM template_log").fetchone()
-                if template_ids is None:
-                    rows = list(self._conn.execute("SELECT * FROM templates ORDER BY id"))
-                else:
-                    rows = []
-                    for start in range(0, len(template_ids), 500):
-                        chunk = template_ids[start : start + 500]
-                        marks = ",".join("?" * len(chunk))
-                        rows += list(
-                            self._conn.execute(
-                                f"SELECT * FROM templates WHERE id IN ({marks})", tuple(chunk)
-                            )
-                        )
-            finally:
-                self._conn.execute("COMMIT")
-        dim = int(self.meta("dim") or 0)
-        matrix = np.zeros((len(rows), dim), dtype=np.float32)
-        for i, r in enumerate(rows):
-            matrix[i] = self._open(r)
-        return VectorSet(
-            template_ids=np.array([int(r["id"]) for r in rows], dtype=np.int64),
-            person_ids=np.array([int(r["person_id"]) for r in rows], dtype=np.int64),
-            vectors=matrix,
-            last_seq=int(seq_row["s"] or 0),
-        )
-
-    def changes_since(self, seq: int) -> tuple[list[int], list[int], int]:
-        """Template ids added and removed after log position ``seq``, and the new position."""
-        rows = self._query(
-            "SELECT seq, template_id, op FROM template_log WHERE seq > ? ORDER BY seq", (seq,)
-        )
-        state: dict[int, str] = {}
-        for r in rows:
-            state[int(r["template_id"])] = str(r["op"])
-        added = [t for t, op in state.items() if op == "add"]
-        removed = [t for t, op in state.items() if op == "remove"]
-        last = int(rows[-1]["seq"]) if rows else seq
-        return added, removed, last
 
     def key_ids(self) -> set[str | None]:
         rows = self._query(
@@ -573,35 +89,31 @@ class SqliteStore:
         )
         return {r[0] for r in rows}
 
-    def rekey(self, new_key: TemplateKey | None) -> int:
-        """Re-encrypt every template and kept photo with ``new_key`` (None = decrypt)."""
+    def reseal(self, new: Sealer) -> int:
+        """Re-seal every template and kept photo with ``new`` in one transaction.
+
+        Each blob is opened with the store's sealer and sealed with ``new``; only after
+        the commit does the store switch to ``new``. Returns the templates re-sealed.
+        """
         with self.transaction() as conn:
             count = 0
             for row in list(conn.execute("SELECT * FROM templates")):
                 vec = self._open(row)
-                old = self.key
-                self.key = new_key
-                try:
-                    blob, key_id = self._seal(int(row["id"]), str(row["model_id"]), vec)
-                finally:
-                    self.key = old
+                blob, key_id = self._seal(new, int(row["id"]), str(row["model_id"]), vec)
                 conn.execute(
                     "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
                     (blob, key_id, row["id"]),
                 )
                 count += 1
             for row in list(conn.execute("SELECT * FROM photos WHERE data IS NOT NULL")):
-                data = self.photo_bytes(int(row["id"]))
-                assoc = f"photo:{row['person_id']}:{row['sha256']}".encode()
-                sealed: bytes | None = data
-                kid: str | None = None
-                if data is not None and new_key is not None:
-                    sealed, kid = new_key.encrypt(data, assoc), new_key.key_id
+                context = photo_context(row["person_id"], row["sha256"])
+                data = self.sealer.open(bytes(row["data"]), row["data_key_id"], context)
+                sealed, kid = new.seal(data, context)
                 conn.execute(
                     "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
                     (sealed, kid, row["id"]),
                 )
-        self.key = new_key
+        self.sealer = new
         self.checkpoint()
         return count
 
@@ -617,61 +129,13 @@ class SqliteStore:
         decision: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        conn.execute(
-            "INSERT INTO audit (at, actor, action, person_id, decision, details)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (now(), actor, action, person_id, decision, json.dumps(dict(details or {}))),
+        auditlog.append(
+            conn, action, actor=actor, person_id=person_id, decision=decision, details=details
         )
 
-    def audit_events(
-        self,
-        *,
-        action: str | None = None,
-        person_id: int | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        where, params = [], []
-        for clause, value in (
-            ("action = ?", action),
-            ("person_id = ?", person_id),
-            ("at >= ?", since),
-            ("at < ?", until),
-        ):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = "SELECT * FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        rows = self._query(sql, (*params, limit))
-        return [
-            {
-                "id": int(r["id"]),
-                "at": r["at"],
-                "actor": r["actor"],
-                "action": r["action"],
-                "person_id": r["person_id"],
-                "decision": r["decision"],
-                "details": json.loads(r["details"]),
-            }
-            for r in rows
-        ]
-
-
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern matching names that contain ``text`` literally (ESCAPE '\\')."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _json_object(metadata: Mapping[str, Any] | None) -> str:
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError("metadata must be a JSON object")
-    try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
+    def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return auditlog.query(self._conn, **filters)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"gallery read failed: {exc}") from exc

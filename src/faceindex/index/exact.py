@@ -31,7 +31,7 @@ from typing import Self
 import numpy as np
 import numpy.typing as npt
 
-from faceindex.index import (
+from faceindex.index.base import (
     PAD_ID,
     FloatArray,
     IdArray,

@@ -49,12 +49,11 @@ import numpy as np
 import numpy.typing as npt
 
 from faceindex.errors import ConfigError, InvalidInputError
-from faceindex.index import (
+from faceindex.index.base import (
     PAD_ID,
     FloatArray,
     IdArray,
     PathLike,
-    RecallReport,
     as_ids,
     as_vectors,
     bad_sections,
@@ -63,10 +62,10 @@ from faceindex.index import (
     count_mismatch,
     empty_results,
     read_index_file,
-    recall_at_k,
     write_index_file,
 )
 from faceindex.index.exact import top_k_inner_product
+from faceindex.index.recall import RecallReport, recall_at_k
 
 logger = logging.getLogger(__name__)
 

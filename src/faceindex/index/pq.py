@@ -28,15 +28,18 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from faceindex.index import (
+from faceindex.index.base import (
     PAD_ID,
     FloatArray,
     IdArray,
     PathLike,
     as_ids,
     as_vectors,
+    bad_sections,
     check_k,
     empty_results,
+    read_index_file,
+    write_index_file,
 )
 from faceindex.index.exact import ExactIndex
 
@@ -188,8 +191,6 @@ class PqRerankIndex:
 
     def save(self, path: PathLike) -> None:
         """Ids and float vectors only: the codes are rebuilt on load (seconds at 1M)."""
-        from faceindex.index import write_index_file
-
         write_index_file(
             path,
             backend=self.backend,
@@ -207,8 +208,6 @@ class PqRerankIndex:
 
     @classmethod
     def load(cls, path: PathLike, *, dim: int | None = None) -> Self:
-        from faceindex.index import bad_sections, read_index_file
-
         header, arrays = read_index_file(path, backend=cls.backend, dim=dim)
         ids, vectors = arrays.get("ids"), arrays.get("vectors")
         count, file_dim = int(header["count"]), int(header["dim"])

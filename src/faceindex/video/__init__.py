@@ -9,5 +9,5 @@
 - :mod:`faceindex.video.annotate`: drawing, video writing, preview window.
 
 Frame sources are in :mod:`faceindex.io.video`; anonymisation in
-:mod:`faceindex.privacy.anonymize`.
+:mod:`faceindex.video.anonymize`.
 """

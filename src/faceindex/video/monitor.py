@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from faceindex.errors import ConflictError, FaceIndexError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from faceindex.gallery.service import Gallery
     from faceindex.pipeline import Pipeline
+    from faceindex.video.recognition import Identifier
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Monitor:
         monitor_id: int,
         source: str,
         pipeline: Pipeline,
-        gallery: Gallery,
+        identifier: Identifier,
         *,
         realtime: bool = False,
         max_seconds: float | None = None,
@@ -77,7 +77,7 @@ class Monitor:
         self.source = source
         self.label = redact(source)
         self.pipeline = pipeline
-        self.gallery = gallery
+        self.identifier = identifier
         self.realtime = realtime
         self.max_seconds = max_seconds
         self.reconnect = reconnect
@@ -135,7 +135,6 @@ class Monitor:
     def _run(self) -> None:
         from faceindex.io.video import ReconnectPolicy, open_video
         from faceindex.video.events import Clock
-        from faceindex.video.recognition import GalleryIdentifier
         from faceindex.video.watch import Watcher
 
         source = None
@@ -150,7 +149,7 @@ class Monitor:
             info = source.info
             watcher = Watcher(
                 self.pipeline,
-                GalleryIdentifier(self.gallery),
+                self.identifier,
                 source=info.description,
                 clock=Clock.WALL if info.live else Clock.VIDEO,
                 source_fps=info.fps,
@@ -188,9 +187,9 @@ class Monitor:
 class MonitorManager:
     """The monitors of one process; thread-safe."""
 
-    def __init__(self, pipeline: Pipeline, gallery: Gallery, *, max_running: int = 4) -> None:
+    def __init__(self, pipeline: Pipeline, identifier: Identifier, *, max_running: int = 4) -> None:
         self.pipeline = pipeline
-        self.gallery = gallery
+        self.identifier = identifier
         self.max_running = max_running
         self._monitors: dict[int, Monitor] = {}
         self._ids = itertools.count(1)
@@ -207,7 +206,7 @@ class MonitorManager:
                     "stop one first"
                 )
             monitor = Monitor(
-                next(self._ids), source.strip(), self.pipeline, self.gallery, **options
+                next(self._ids), source.strip(), self.pipeline, self.identifier, **options
             )
             self._monitors[monitor.id] = monitor
         monitor.start()

@@ -16,60 +16,30 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from faceindex.embedding import Embedder
 from faceindex.tracking.identity import FaceSample, Vote
-from faceindex.types import FloatArray
-
-if TYPE_CHECKING:
-    from faceindex.gallery.service import Gallery
+from faceindex.types import FloatArray, IdentDecision, Identification
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Who one embedding is: ``person_id``/``name`` ``None`` when it matched nobody;
-    ``similarity`` to the closest person either way (``None`` for an empty gallery)."""
-
-    person_id: int | None
-    name: str | None
-    similarity: float | None
-
-
 class Identifier(Protocol):
-    def identify_vectors(self, vectors: FloatArray) -> list[Answer]: ...
+    """Who each of ``(N, D)`` embeddings is. The video layer is given one (a
+    :class:`~faceindex.gallery.Gallery` satisfies this protocol) and never imports the
+    gallery itself."""
 
-
-class GalleryIdentifier:
-    """Identifies embeddings against a :class:`~faceindex.gallery.service.Gallery`."""
-
-    def __init__(self, gallery: Gallery) -> None:
-        self.gallery = gallery
-
-    def identify_vectors(self, vectors: FloatArray) -> list[Answer]:
-        results = self.gallery.identify_embeddings(vectors)
-        ids = sorted({r.best.person_id for r in results if r.best is not None})
-        names = self.gallery.store.names(ids) if ids else {}
-        out = []
-        for r in results:
-            sim = None if r.best is None else r.best.similarity
-            person = r.person
-            if person is None:
-                out.append(Answer(None, None, sim))
-            else:
-                out.append(Answer(person.person_id, names.get(person.person_id), sim))
-        return out
+    def identify_vectors(self, vectors: FloatArray) -> list[Identification]: ...
 
 
 class NobodyIdentifier:
     """No gallery: every face is unknown (tracking and events still work)."""
 
-    def identify_vectors(self, vectors: FloatArray) -> list[Answer]:
-        return [Answer(None, None, None) for _ in range(len(vectors))]
+    def identify_vectors(self, vectors: FloatArray) -> list[Identification]:
+        return [Identification(IdentDecision.UNKNOWN, None, None) for _ in range(len(vectors))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +155,13 @@ class Recognizer:
             Recognition(
                 track_id,
                 sample,
-                Vote(a.person_id, a.name, a.similarity, sample.quality, sample.timestamp),
+                Vote(
+                    a.person.person_id if a.person else None,
+                    a.person.name if a.person else None,
+                    a.similarity,
+                    sample.quality,
+                    sample.timestamp,
+                ),
             )
             for (track_id, sample), a in zip(items, answers, strict=True)
         ]

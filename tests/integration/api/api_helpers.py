@@ -12,8 +12,8 @@ warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testc
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from faceindex.api.keys import KeyRing  # noqa: E402
-from faceindex.gallery.store import SqliteStore  # noqa: E402
+from faceindex.apikeys import KeyRing  # noqa: E402
+from faceindex.gallery import open_gallery  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 
@@ -34,6 +34,6 @@ def bearer(secret: str) -> dict[str, str]:
 
 def create_key(gallery: Path, name: str, scopes: str) -> str:
     """A key made straight in the gallery file, as ``faceindex keys create`` does."""
-    with SqliteStore(gallery) as store:
-        _, secret = KeyRing(store).create(name, scopes)
+    with open_gallery(gallery) as store:
+        _, secret = KeyRing(store.path).create(name, scopes)
     return secret

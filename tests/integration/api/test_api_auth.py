@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from api_helpers import MakeClient, bearer, create_key
 
-from faceindex.api.keys import KeyRing, Scope, effective_scopes, hash_secret, parse_scopes
 from faceindex.api.ratelimit import RateLimiter, retry_after_header
+from faceindex.apikeys import KeyRing, Scope, effective_scopes, hash_secret, parse_scopes
 from faceindex.errors import InvalidInputError, NotFoundError
-from faceindex.gallery.store import SqliteStore
+from faceindex.gallery import open_gallery
 
 
 def test_missing_invalid_and_revoked_keys_are_401(
@@ -33,8 +33,8 @@ def test_missing_invalid_and_revoked_keys_are_401(
         assert r.headers["www-authenticate"] == "Bearer"
     assert client.get("/v1/people", headers=bearer(secret)).status_code == 200
     assert client.get("/v1/people", headers={"X-API-Key": secret}).status_code == 200
-    with SqliteStore(gallery_path) as store:
-        ring = KeyRing(store)
+    with open_gallery(gallery_path) as store:
+        ring = KeyRing(store.path)
         (key,) = ring.keys()
         ring.revoke(key.id)
     assert client.get("/v1/people", headers=bearer(secret)).status_code == 401
@@ -91,8 +91,8 @@ def test_keys_endpoints(make_client: MakeClient, gallery_path: Path) -> None:
 
 
 def test_keys_are_stored_hashed(gallery_path: Path) -> None:
-    with SqliteStore(gallery_path) as store:
-        key, secret = KeyRing(store).create("ops", "write,read")
+    with open_gallery(gallery_path) as store:
+        key, secret = KeyRing(store.path).create("ops", "write,read")
     assert key.scopes == {Scope.READ, Scope.WRITE}
     raw = gallery_path.read_bytes() + Path(f"{gallery_path}-wal").read_bytes()
     assert secret.encode() not in raw
@@ -112,8 +112,8 @@ def test_scope_parsing() -> None:
 
 
 def test_key_ring_errors(gallery_path: Path) -> None:
-    with SqliteStore(gallery_path) as store:
-        ring = KeyRing(store)
+    with open_gallery(gallery_path) as store:
+        ring = KeyRing(store.path)
         with pytest.raises(InvalidInputError):
             ring.create("  ", "read")
         with pytest.raises(NotFoundError):

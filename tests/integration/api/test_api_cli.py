@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -11,57 +10,47 @@ from typing import Any
 import pytest
 from api_helpers import TestClient, bearer
 
-from faceindex.cli.api_commands import add_api_parsers, cmd_apikeys, cmd_serve
-from faceindex.cli.main import add_gallery_options, build_parser
-from faceindex.errors import NotFoundError
+from faceindex.cli.commands import apikeys, encryption, serve
+from faceindex.cli.context import CliContext
+from faceindex.cli.main import build_parser, main
 from faceindex.pipeline import Pipeline
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The real CLI parser, with the API parsers added as main.py does."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "serve" not in sub.choices:
-        add_api_parsers(sub, add_gallery_options)
-    return parser
-
-
-def _run(argv: list[str]) -> tuple[int, argparse.Namespace]:
-    args = _parser().parse_args(argv)
-    handler: Any = args.handler
-    return handler(args), args
+def _run(argv: list[str], pipeline: Pipeline | None = None) -> int:
+    """``faceindex ARGV`` in-process, reusing the session's loaded models when given."""
+    return main(argv, context_factory=lambda args: CliContext(args, pipeline=pipeline))
 
 
 def test_parsers(tmp_path: Path) -> None:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(["serve", "--port", "9000", "--no-auth", "--gallery", "g.db"])
-    assert args.handler is cmd_serve and (args.port, args.no_auth, args.host) == (
+    assert args.handler is serve.run and (args.port, args.no_auth, args.host) == (
         9000,
         True,
         "127.0.0.1",
     )
     args = parser.parse_args(["keys", "create", "--name", "ci", "--scopes", "read,write"])
-    assert args.handler is cmd_apikeys and args.keys_action == "create"
+    assert args.handler is apikeys.create and args.keys_action == "create"
     args = parser.parse_args(["keys", "revoke", "3", "--json"])
-    assert (args.key_id, args.json) == (3, True)
-    args = parser.parse_args(["keys", "generate", "--out", "k"])  # still the encryption key
-    assert not hasattr(args, "handler")
+    assert (args.key_id, args.json, args.handler) == (3, True, apikeys.revoke)
+    args = parser.parse_args(["keys", "generate", "--out", "k"])  # the old spelling
+    assert args.handler is encryption.generate and args.deprecated_spelling
+    args = parser.parse_args(["encryption-key", "generate", "--out", "k"])
+    assert args.handler is encryption.generate and not args.deprecated_spelling
 
 
 def test_keys_create_list_revoke(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make_client: Any
 ) -> None:
     gallery = str(tmp_path / "gallery.db")
-    code, _ = _run(
-        ["keys", "create", "--name", "ops", "--scopes", "read,write", "--gallery", gallery]
-    )
+    code = _run(["keys", "create", "--name", "ops", "--scopes", "read,write", "--gallery", gallery])
     assert code == 0
     out = capsys.readouterr().out
     assert "created API key #1 'ops' with scopes read,write" in out
     secret = out.split("keep it safe): ")[1].strip()
 
-    code, _ = _run(["keys", "create", "--name", "admin", "--scopes", "admin", "--gallery", gallery,
-                    "--json"])  # fmt: skip
+    code = _run(["keys", "create", "--name", "admin", "--scopes", "admin", "--gallery", gallery,
+                 "--json"])  # fmt: skip
     created = json.loads(capsys.readouterr().out)
     assert created["key"]["scopes"] == ["admin"] and created["secret"].startswith("fik_")
 
@@ -79,13 +68,13 @@ def test_keys_create_list_revoke(
     text = capsys.readouterr()
     assert "#1" in text.out and "active" in text.out and "2 API keys" in text.err
 
-    assert _run(["keys", "revoke", "1", "--gallery", gallery])[0] == 0
+    assert _run(["keys", "revoke", "1", "--gallery", gallery]) == 0
     assert "revoked API key #1 'ops'" in capsys.readouterr().out
     assert client.get("/v1/people", headers=bearer(secret)).status_code == 401
-    with pytest.raises(NotFoundError):
-        _run(["keys", "revoke", "99", "--gallery", gallery])
-    with pytest.raises(NotFoundError):
-        _run(["keys", "list", "--gallery", str(tmp_path / "missing.db")])
+    assert _run(["keys", "revoke", "99", "--gallery", gallery]) == 6
+    assert _run(["keys", "list", "--gallery", str(tmp_path / "missing.db")]) == 6
+    assert "no such gallery" in capsys.readouterr().err
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_serve_builds_the_app(
@@ -107,7 +96,7 @@ def test_serve_builds_the_app(
     monkeypatch.setattr(Pipeline, "from_settings", classmethod(lambda cls, s=None: pipeline))
     gallery = tmp_path / "g.db"
     with caplog.at_level(logging.WARNING):
-        code, _ = _run(
+        code = _run(
             ["serve", "--no-auth", "--host", "0.0.0.0", "--port", "8123", "--gallery", str(gallery)]
         )
     assert code == 0

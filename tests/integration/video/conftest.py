@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 import video_synth as synth
 
-from faceindex.gallery import open_gallery
-from faceindex.gallery.service import Gallery
+from faceindex.gallery import Gallery, open_gallery
 from faceindex.pipeline import Pipeline
-from faceindex.video.recognition import GalleryIdentifier
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +46,8 @@ def gallery(gallery_path: Path, pipeline: Pipeline) -> Iterator[Gallery]:
 
 
 @pytest.fixture()
-def identifier(gallery: Gallery) -> GalleryIdentifier:
-    return GalleryIdentifier(gallery)
+def identifier(gallery: Gallery) -> Gallery:
+    return gallery
 
 
 @pytest.fixture()

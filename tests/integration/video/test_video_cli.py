@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import json
 import logging
@@ -17,35 +16,21 @@ import numpy as np
 import pytest
 import video_synth as synth
 
-from faceindex.cli import video_commands
+from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK
-from faceindex.cli.main import add_gallery_options
-from faceindex.errors import InvalidInputError, NotFoundError, StreamUnavailableError
-from faceindex.gallery.service import Gallery
+from faceindex.cli.main import main
+from faceindex.gallery import Gallery
 from faceindex.pipeline import Pipeline
 
-
-def _model_options(p: argparse.ArgumentParser, *, embedder: bool) -> None:
-    """The same options as ``faceindex.cli.main``'s ``model_options``."""
-    p.add_argument("--detector")
-    p.add_argument("--min-face", type=int)
-    if embedder:
-        p.add_argument("--embedder")
-        p.add_argument("--threshold", type=float)
-        p.add_argument("--flip", action="store_true")
-    p.add_argument("--json", action="store_true")
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="faceindex")
-    sub = parser.add_subparsers(dest="command", required=True)
-    video_commands.add_video_parsers(sub, add_gallery_options, _model_options)
-    return parser.parse_args(list(argv))
+#: Set by the ``shared_pipeline`` fixture: the pipeline the commands get instead of
+#: loading models of their own.
+SHARED: dict[str, Pipeline] = {}
 
 
 def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    args = parse(*argv)
-    code = args.handler(args)
+    """``faceindex ARGV`` in-process: exit code, stdout, stderr."""
+    pipeline = SHARED.get("pipeline")
+    code = main(list(argv), context_factory=lambda args: CliContext(args, pipeline=pipeline))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -53,7 +38,7 @@ def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 @pytest.fixture()
 def shared_pipeline(monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline) -> Pipeline:
     """Reuse the session's loaded models instead of loading them per command."""
-    monkeypatch.setattr(video_commands, "_pipeline", lambda args: pipeline)
+    monkeypatch.setitem(SHARED, "pipeline", pipeline)
     return pipeline
 
 
@@ -182,16 +167,17 @@ def test_watch_errors_are_typed_and_fast(
     clips: dict[str, Path],
     shared_pipeline: Pipeline,
 ) -> None:
-    with pytest.raises(NotFoundError):
-        call(capsys, "watch", str(tmp_path / "nope.mp4"), "--no-gallery")
-    with pytest.raises(NotFoundError, match="no such gallery"):
-        call(capsys, "watch", str(clips["pan"]), "--gallery", str(tmp_path / "none.db"))
+    assert call(capsys, "watch", str(tmp_path / "nope.mp4"), "--no-gallery")[0] == 6
+    code, _, err = call(capsys, "watch", str(clips["pan"]), "--gallery", str(tmp_path / "none.db"))
+    assert code == 6 and "no such gallery" in err
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     url = f"rtsp://127.0.0.1:{s.getsockname()[1]}/"
     s.close()
-    with pytest.raises(StreamUnavailableError):
-        call(capsys, "watch", url, "--no-gallery", "--reconnect", "2", "--timeout", "1")
+    code, out, _ = call(
+        capsys, "watch", url, "--no-gallery", "--reconnect", "2", "--timeout", "1", "--json"
+    )
+    assert code == 3 and json.loads(out)["error"]["code"] == "stream_unavailable"
     # no display: --preview warns and carries on
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -263,7 +249,7 @@ def test_anonymize_video_keeps_consenting_person(
         faces = shared_pipeline.analyze(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         assert len(faces) == 1  # only Obama is left to find
         vectors = np.stack([f.embedding.vector for f in faces if f.embedding is not None])
-        (answer,) = gallery.identify_embeddings(vectors)
+        (answer,) = gallery.identify_vectors(vectors)
         assert (
             answer.person is not None
             and answer.person.person_id == gallery.person("Barack Obama").id
@@ -307,16 +293,17 @@ def test_anonymize_input_errors(
     shared_pipeline: Pipeline,
 ) -> None:
     two = str(synth.FIXTURES / "two_people.jpg")
-    with pytest.raises(InvalidInputError, match="both be photos"):
-        call(capsys, "anonymize", two, str(tmp_path / "x.mp4"))
-    with pytest.raises(InvalidInputError, match="must end in"):
-        call(capsys, "anonymize", str(clips["pan"]), str(tmp_path / "x.mkv"))
-    with pytest.raises(NotFoundError):
-        call(capsys, "anonymize", two, str(tmp_path / "x.jpg"), "--keep", "Nobody",
-             "--gallery", str(gallery_path))  # fmt: skip
-    with pytest.raises(NotFoundError, match="no such gallery"):
-        call(capsys, "anonymize", two, str(tmp_path / "x.jpg"), "--keep", "Barack Obama",
-             "--gallery", str(tmp_path / "none.db"))  # fmt: skip
+    code, _, err = call(capsys, "anonymize", two, str(tmp_path / "x.mp4"))
+    assert code == 3 and "both be photos" in err
+    code, _, err = call(capsys, "anonymize", str(clips["pan"]), str(tmp_path / "x.mkv"))
+    assert code == 3 and "must end in" in err
+    code, _, _ = call(capsys, "anonymize", two, str(tmp_path / "x.jpg"), "--keep", "Nobody",
+                      "--gallery", str(gallery_path))  # fmt: skip
+    assert code == 6
+    code, _, err = call(capsys, "anonymize", two, str(tmp_path / "x.jpg"), "--keep",
+                        "Barack Obama", "--gallery", str(tmp_path / "none.db"))  # fmt: skip
+    assert code == 6 and "no such gallery" in err
+    assert not (tmp_path / "none.db").exists()
 
 
 class _Flaky:
@@ -338,7 +325,7 @@ class _Flaky:
 def test_anonymize_tracking_fills_detector_misses(
     clips: dict[str, Path], tmp_path: Path, pipeline: Pipeline
 ) -> None:
-    from faceindex.privacy.anonymize import HideMode, anonymize_video
+    from faceindex.video.anonymize import HideMode, anonymize_video
 
     flaky = Pipeline(
         detector=_Flaky(pipeline.detector, {0, 1, 20, 21, 22}), embedder=pipeline.embedder

@@ -67,12 +67,12 @@ def test_monitor_reports_events_and_stops(
 def test_monitors_need_admin_to_start(
     tmp_path: Path, pipeline: Pipeline, clips: dict[str, Path]
 ) -> None:
-    from faceindex.api.keys import KeyRing
-    from faceindex.gallery.store import SqliteStore
+    from faceindex.apikeys import KeyRing
+    from faceindex.gallery import open_gallery
 
     db = tmp_path / "g.db"
-    with SqliteStore(db) as store:
-        reader = KeyRing(store).create("viewer", "read")[1]
+    with open_gallery(db) as store:
+        reader = KeyRing(store.path).create("viewer", "read")[1]
     app = create_app(ApiSettings(gallery=db), pipeline=pipeline)
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {reader}"}

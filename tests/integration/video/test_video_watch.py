@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from faceindex.gallery import Gallery
 from faceindex.io.video import open_video
 from faceindex.pipeline import Pipeline
 from faceindex.video.events import Clock, EventType, TrackEvent
-from faceindex.video.recognition import GalleryIdentifier, NobodyIdentifier
+from faceindex.video.recognition import NobodyIdentifier
 from faceindex.video.watch import FrameResult, Watcher, WatchOptions
 
 
@@ -42,7 +43,7 @@ def kinds(events: list[TrackEvent]) -> list[tuple[str, int, str | None]]:
 
 
 def test_pan_one_track_identified(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     results, events, watcher = run(clips["pan"], pipeline, identifier)
     assert kinds(events) == [("appeared", 1, "Barack Obama"), ("left", 1, "Barack Obama")]
@@ -63,7 +64,7 @@ def test_pan_one_track_identified(
 
 
 def test_zoom_keeps_the_track(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     results, events, _ = run(clips["zoom"], pipeline, identifier)
     assert kinds(events) == [("appeared", 1, "Barack Obama"), ("left", 1, "Barack Obama")]
@@ -72,7 +73,7 @@ def test_zoom_keeps_the_track(
 
 
 def test_two_people_crossing(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     results, events, _ = run(clips["crossing"], pipeline, identifier)
     appeared = {e.track_id: e.person for e in events if e.event is EventType.APPEARED}
@@ -92,7 +93,7 @@ def test_two_people_crossing(
 
 
 def test_leave_and_return_gives_two_visits(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     _, events, _ = run(clips["leave_and_return"], pipeline, identifier)
     assert kinds(events) == [
@@ -107,7 +108,7 @@ def test_leave_and_return_gives_two_visits(
 
 
 def test_no_faces_no_events(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     results, events, watcher = run(clips["no_faces"], pipeline, identifier)
     assert events == [] and all(not r.tracks for r in results)
@@ -121,7 +122,7 @@ def test_without_gallery_everyone_is_unknown(clips: dict[str, Path], pipeline: P
 
 
 def test_fixed_detection_interval_still_tracks(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     results, events, watcher = run(
         clips["pan"], pipeline, identifier, options=WatchOptions(detect_every=4)
@@ -133,7 +134,7 @@ def test_fixed_detection_interval_still_tracks(
 
 
 def test_realtime_source_recognises_asynchronously(
-    clips: dict[str, Path], pipeline: Pipeline, identifier: GalleryIdentifier
+    clips: dict[str, Path], pipeline: Pipeline, identifier: Gallery
 ) -> None:
     start = time.monotonic()
     latencies: list[float] = []

@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from faceindex.eval.protocols import (
@@ -83,6 +84,7 @@ def check_report(files: list[Path], result: PairsResult | GalleryResult) -> str:
     return page
 
 
+@pytest.mark.integration  # renders real plots with matplotlib (seconds)
 def test_pairs_report(tmp_path: Path) -> None:
     result = pairs_result()
     files = write_report(result, tmp_path / "out")
@@ -101,6 +103,7 @@ def test_pairs_report(tmp_path: Path) -> None:
     assert data["protocol"] == "pairs" and data["failed_photos"] == ["ann/noface.png"]
 
 
+@pytest.mark.integration  # renders real plots with matplotlib (seconds)
 def test_gallery_report(tmp_path: Path) -> None:
     result = gallery_result(tmp_path / "people")
     files = write_report(result, tmp_path / "out")
@@ -111,6 +114,7 @@ def test_gallery_report(tmp_path: Path) -> None:
     assert "rank-1 identification rate" in page and "FNIR at FPIR 0.1" in page
 
 
+@pytest.mark.integration  # renders real plots with matplotlib (seconds)
 def test_report_without_unknowns_or_groups(tmp_path: Path) -> None:
     result = gallery_result(tmp_path / "people", unknown_fraction=0.0)
     assert result.identification.curve is None and result.split.unknown == ()
@@ -125,6 +129,7 @@ def test_report_imports_no_plotting_library_until_used() -> None:
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.integration  # renders real plots with matplotlib (seconds)
 def test_reports_are_repeatable(tmp_path: Path) -> None:
     a = write_report(pairs_result(), tmp_path / "a")
     b = write_report(pairs_result(), tmp_path / "b")

@@ -18,9 +18,9 @@ from faceindex.index import (
     VectorIndex,
     build_index,
     load_index,
-    read_index_header,
     recall_at_k,
 )
+from faceindex.index.base import read_index_header
 
 DIM = 32
 BACKENDS = INDEXES.names()
@@ -249,6 +249,7 @@ def test_invalid_inputs(make: Callable[..., VectorIndex]) -> None:
         build_index(index.backend, 0)
 
 
+@pytest.mark.integration  # trains the ANN backends on 20k vectors (seconds)
 def test_ann_recall_on_clustered_faces(make: Callable[..., VectorIndex]) -> None:
     templates, _, probes = clustered(n_ids=600, per_id=5, dim=128)
     index = make(128)
@@ -305,6 +306,7 @@ def test_importing_index_imports_no_backend() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+@pytest.mark.integration  # trains faiss PQ (seconds)
 def test_pq_rerank_trains_compacts_and_stays_accurate() -> None:
     from faceindex.index.pq import PqRerankIndex
 

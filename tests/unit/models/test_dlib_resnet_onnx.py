@@ -19,11 +19,9 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from faceindex.errors import InvalidInputError
-from faceindex.models import dlib_resnet_onnx as port
-from faceindex.models.cache import CACHE_DIR_ENV, default_cache_dir
-from faceindex.models.catalog import DLIB_RESNET, DLIB_SHAPE5
-from faceindex.models.dlib_dat import (
+from faceindex.embedding.dlib_resnet import DlibResnetEmbedder
+from faceindex.embedding.dlib_resnet import onnx_graph as port
+from faceindex.embedding.dlib_resnet.dat import (
     AddPrev,
     Affine,
     Conv,
@@ -36,6 +34,12 @@ from faceindex.models.dlib_dat import (
     parse_dat,
     read_dat,
 )
+from faceindex.embedding.fusion import FusionEmbedder
+from faceindex.errors import InvalidInputError
+from faceindex.models.cache import default_cache_dir
+from faceindex.models.catalog import DLIB_RESNET, DLIB_SHAPE5
+
+pytestmark = pytest.mark.integration  # runs dlib and the dlib ResNet weights
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 TOLERANCE = 1e-4  # max abs difference per descriptor component
@@ -305,13 +309,24 @@ def test_damaged_cache_is_rebuilt(
     assert path.stat().st_size > 20_000_000
 
 
-def test_default_cache_dir_honours_environment(
+def test_default_cache_dir_reads_no_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
-    assert default_cache_dir() == tmp_path
-    monkeypatch.delenv(CACHE_DIR_ENV)
+    # The library reads no environment: FACEINDEX_CACHE_DIR is the entry points' business,
+    # and reaches the embedder as cache_dir=.
+    before = default_cache_dir()
+    monkeypatch.setenv("FACEINDEX_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == before != tmp_path
     assert default_cache_dir().name == "faceindex"
+
+
+def test_embedders_build_the_graph_in_their_cache_dir(tmp_path: Path) -> None:
+    fusion = FusionEmbedder(threads=1, cache_dir=tmp_path / "fusion")
+    assert fusion.dlib.cache_dir == tmp_path / "fusion"
+    embedder = DlibResnetEmbedder(threads=1, cache_dir=tmp_path / "dlib")
+    embedder.warm_up()
+    built = [p.name for p in (tmp_path / "dlib").iterdir()]
+    assert len(built) == 1 and built[0].startswith("dlib_resnet_v1-")
 
 
 def test_unwritable_cache_falls_back_to_memory(tmp_path: Path, face_chips: Chips) -> None:

@@ -32,16 +32,18 @@ from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 from PIL import Image
 
-from faceindex.errors import ModelUnavailableError
-from faceindex.models.catalog import SFACE, YUNET
-from faceindex.models.onnx_float import dequantize, load_float32_session, to_float32_graph
-from faceindex.models.yunet_decode import (
+from faceindex.detection.yunet.decode import (
     OUTPUT_NAMES,
     decode,
     input_blob,
     nms,
     padded_size,
 )
+from faceindex.errors import ModelUnavailableError
+from faceindex.models.catalog import SFACE, YUNET
+from faceindex.models.onnx_float import dequantize, load_float32_session, to_float32_graph
+
+pytestmark = pytest.mark.integration  # runs the shipped YuNet and SFace weights
 
 IMAGES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 RELATIVE_TOLERANCE = 1e-4

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 
 from faceindex.api.auth import AdminAccess
-from faceindex.api.keys import ApiKey
 from faceindex.api.openapi import errors_doc
 from faceindex.api.schemas import (
     MAX_ID,
@@ -20,6 +19,7 @@ from faceindex.api.schemas import (
     AuditList,
 )
 from faceindex.api.state import ServicesDep
+from faceindex.apikeys import ApiKey
 
 router = APIRouter(tags=["admin"])
 

@@ -23,7 +23,7 @@ from faceindex.api.schemas import (
 from faceindex.api.state import Services, ServicesDep
 from faceindex.api.uploads import read_image_body, sniff_image
 from faceindex.errors import FaceIndexError, NotFoundError
-from faceindex.gallery.store import TemplateInfo
+from faceindex.gallery import TemplateInfo
 
 router = APIRouter(prefix="/people", tags=["people"])
 
@@ -59,7 +59,7 @@ async def list_people(
 
     def page() -> PeoplePage:
         people = gallery.people(search=search, offset=offset, limit=limit)
-        total = gallery.store.count_persons(search=search)
+        total = gallery.count_people(search=search)
         return PeoplePage(
             items=[Person.from_core(p) for p in people], total=total, offset=offset, limit=limit
         )
@@ -174,9 +174,7 @@ async def enrol_faces(
 
 
 def _template_of(services: Services, person_id: int, template_id: int) -> TemplateInfo:
-    store = services.gallery.store
-    store.person(person_id)
-    for t in store.templates(person_id):
+    for t in services.gallery.templates(person_id):
         if t.id == template_id:
             return t
     raise NotFoundError(
@@ -197,11 +195,10 @@ async def list_faces(
     _: ReadAccess,
     services: ServicesDep,
 ) -> FaceList:
-    store = services.gallery.store
+    gallery = services.gallery
 
     def faces() -> FaceList:
-        store.person(person_id)
-        kept = store.kept_photo_ids(person_id)
+        kept = gallery.kept_photo_ids(person_id)
         return FaceList(
             items=[
                 FaceTemplate(
@@ -211,7 +208,7 @@ async def list_faces(
                     created_at=t.created_at,
                     has_photo=t.photo_id is not None and t.photo_id in kept,
                 )
-                for t in store.templates(person_id)
+                for t in gallery.templates(person_id)
             ]
         )
 
@@ -261,7 +258,7 @@ async def face_photo(
 ) -> Response:
     def photo() -> bytes:
         t = _template_of(services, person_id, template_id)
-        data = None if t.photo_id is None else services.gallery.store.photo_bytes(t.photo_id)
+        data = None if t.photo_id is None else services.gallery.photo_bytes(t.photo_id)
         if data is None:
             raise NotFoundError(
                 f"the photo of face #{template_id} is not kept (start the server with "

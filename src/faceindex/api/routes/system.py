@@ -51,10 +51,10 @@ async def eval_summary(_: ReadAccess, services: ServicesDep) -> EvalSummary:
         spec = pipeline.embedder.spec
         calibrated = pipeline.threshold == spec.threshold
         return EvalSummary(
-            people=gallery.store.count_persons(),
-            templates=gallery.store.count_templates(),
+            people=gallery.count_people(),
+            templates=gallery.count_templates(),
             model=pipeline.model_id,
-            gallery_model=gallery.store.model_id,
+            gallery_model=gallery.model_id,
             threshold=pipeline.threshold,
             target_fmr=spec.target_fmr if calibrated else None,
             identify_threshold=gallery.threshold,

@@ -1,8 +1,8 @@
 """Read dlib's DNN ``.dat`` serialisation with numpy alone, so dlib's networks can be ported.
 
 dlib-bin runs its ResNet face descriptor single-threaded and holds the GIL; reading the
-weights ourselves lets :mod:`faceindex.models.dlib_resnet_onnx` rebuild the network as an
-ONNX graph. Only the layer types the dlib face models use are understood; anything else is
+weights ourselves lets :mod:`faceindex.embedding.dlib_resnet.onnx_graph` rebuild the network
+as an ONNX graph. Only the layer types the dlib face models use are understood; anything else is
 refused with :class:`~faceindex.errors.ModelUnavailableError` rather than guessed at.
 
 Format facts, measured on ``dlib_face_recognition_resnet_model_v1.dat`` (sha256 55533b28...)
@@ -31,7 +31,7 @@ and checked against dlib's ``core.h``/``layers.h``/``input.h``:
 * Tag and skip layers write only their version: **their ids (tag1, skip1, ...) are not in
   the file**. The reader reports them as :class:`TagOrSkip` markers in their positions;
   what they mean comes from the network's definition (dlib's ``dnn_face_recognition_ex``),
-  which :mod:`faceindex.models.dlib_resnet_onnx` checks the layer sequence against.
+  which :mod:`faceindex.embedding.dlib_resnet.onnx_graph` checks the layer sequence against.
 """
 
 from __future__ import annotations

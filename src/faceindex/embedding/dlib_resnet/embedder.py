@@ -6,7 +6,8 @@ Alignment is dlib's own: ``dlib.get_face_chip`` (150x150, padding 0.25) from a d
 defined by that predictor's points.
 
 Two backends compute the same descriptor: ``onnx`` (default: the network ported to an
-ONNX graph, batched, multi-core, releases the GIL) and ``dlib`` (dlib's own call, the
+ONNX graph, :mod:`~faceindex.embedding.dlib_resnet.onnx_graph`, built once into
+``cache_dir``; batched, multi-core, releases the GIL) and ``dlib`` (dlib's own call, the
 reference). Vectors are L2-normalised here; dlib's customary 0.6 Euclidean threshold on
 raw descriptors corresponds roughly to a cosine of 0.82 on normalised ones.
 """
@@ -14,6 +15,7 @@ raw descriptors corresponds roughly to a cosine of 0.82 on normalised ones.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -45,21 +47,29 @@ class DlibResnetEmbedder:
     spec: EmbedderSpec = DLIB_RESNET
 
     def __init__(
-        self, *, threads: int | None = None, backend: Backend = "onnx", flip: bool = False
+        self,
+        *,
+        threads: int | None = None,
+        backend: Backend = "onnx",
+        flip: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         if backend not in ("onnx", "dlib"):
             raise InvalidInputError(f"unknown dlib-resnet backend {backend!r}; valid: onnx, dlib")
         self.threads = threads
         self.backend = backend
         self.flip = flip
+        #: Where the ``onnx`` backend keeps the graph it builds from dlib's weights (``None``:
+        #: :func:`~faceindex.models.cache.default_cache_dir`).
+        self.cache_dir = cache_dir
         self._shape5: Lazy[Any] = Lazy(load_shape_predictor5)
         self._net: Lazy[Any] = Lazy(self._load_net)
 
     def _load_net(self) -> Any:
         if self.backend == "onnx":
-            from faceindex.models.dlib_resnet_onnx import DlibResnetOnnx
+            from faceindex.embedding.dlib_resnet.onnx_graph import DlibResnetOnnx
 
-            return DlibResnetOnnx(intra_op_threads=self.threads)
+            return DlibResnetOnnx(intra_op_threads=self.threads, cache_dir=self.cache_dir)
         import dlib
 
         return dlib.face_recognition_model_v1(str(catalog.DLIB_RESNET.verified_path()))

@@ -10,11 +10,11 @@ Scopes: ``read`` (detect, verify, identify, list and view), ``write`` (create, e
 rename) and ``admin`` (delete, audit, keys); ``admin`` implies ``write``, which implies
 ``read``.
 
-The module-level functions work on any connection to the gallery (the CLI passes the
-connection of :meth:`SqliteStore.transaction`); :class:`KeyRing` is the server's own
-connection, so that checking a key never waits on the gallery's lock.
-
-This module does not import FastAPI.
+The keys live in the gallery's database file but in a table of their own, with their own
+migrations (:data:`MIGRATIONS`, version kept in ``schema_versions``): the gallery knows
+nothing of them. :class:`KeyRing` holds its own connection, so checking a key never waits
+on the gallery's lock; creating and revoking a key commits together with its audit entry.
+Used by the REST API and the CLI; this module does not import FastAPI.
 """
 
 from __future__ import annotations
@@ -30,14 +30,32 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from faceindex import auditlog
+from faceindex.db import immediate_transaction, migrate, now
 from faceindex.errors import InvalidInputError, NotFoundError, StorageError
-from faceindex.gallery.store import SqliteStore, immediate_transaction, now
 
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "fik_"
+
+#: The API key table's own migrations. Galleries made before the table moved here already
+#: have it (the gallery's migration 2 made it then), hence ``IF NOT EXISTS``.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    );
+    """,
+)
 #: ``last_used_at`` is written at most this often per key, so a busy key does not turn
 #: every read request into a database write.
 TOUCH_INTERVAL_S = 60.0
@@ -203,11 +221,14 @@ def touch_key(conn: sqlite3.Connection, key_id: int) -> None:
 
 
 class KeyRing:
-    """The server's connection to the keys of one gallery file (thread-safe)."""
+    """The API keys of one gallery file, on a connection of their own (thread-safe).
 
-    def __init__(self, store: SqliteStore, *, actor: str = "api") -> None:
-        self.store = store
-        self.path = store.path
+    The file must be a gallery (open it with :func:`faceindex.gallery.open_gallery` first):
+    key changes are written to the gallery's audit log.
+    """
+
+    def __init__(self, path: str | Path, *, actor: str = "api") -> None:
+        self.path = Path(path)
         self.actor = actor
         self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
@@ -217,9 +238,26 @@ class KeyRing:
             )
             self._conn.execute("PRAGMA busy_timeout = 5000")
             self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchall()
+            has_audit = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
+            ).fetchone()
+            if has_audit is None:
+                self._conn.close()
+                raise StorageError(f"{self.path} is not a faceindex gallery")
+            migrate(self._conn, MIGRATIONS, component="api_keys")
+            self._conn.row_factory = sqlite3.Row
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path}: cannot read the API keys ({exc})") from exc
+
+    @classmethod
+    def open(cls, path: str | Path, *, actor: str = "api") -> KeyRing:
+        return cls(path, actor=actor)
+
+    def __enter__(self) -> KeyRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -261,7 +299,7 @@ class KeyRing:
     def create(self, name: str, scopes: str | Iterable[str]) -> tuple[ApiKey, str]:
         with self._write() as conn:
             key, secret = create_key(conn, name, scopes)
-            self.store.audit(conn, "api_key_create", actor=self.actor, details={"key_id": key.id})
+            auditlog.append(conn, "api_key_create", actor=self.actor, details={"key_id": key.id})
         return key, secret
 
     def keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
@@ -271,5 +309,5 @@ class KeyRing:
     def revoke(self, key_id: int) -> ApiKey:
         with self._write() as conn:
             key = revoke_key(conn, key_id)
-            self.store.audit(conn, "api_key_revoke", actor=self.actor, details={"key_id": key_id})
+            auditlog.append(conn, "api_key_revoke", actor=self.actor, details={"key_id": key_id})
         return key

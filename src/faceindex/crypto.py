@@ -1,10 +1,10 @@
 """Template encryption at rest with AES-256-GCM (``cryptography``).
 
-A key is 32 random bytes, given as a key file (raw 32 bytes, or base64/hex text) or the
-``FACEINDEX_KEY`` environment variable (base64 or hex). Its *key id* is the first 16 hex
-digits of SHA-256("faceindex-key-id" + key): stored with every encrypted row, so a
-gallery can say which key it needs, and a wrong key is recognised before any decryption
-is tried instead of producing garbage.
+A key is 32 random bytes, given as a key file (raw 32 bytes, or base64/hex text) or as
+base64/hex text (``FACEINDEX_KEY``, read into the settings at the entry points). Its
+*key id* is the first 16 hex digits of SHA-256("faceindex-key-id" + key): stored with every
+encrypted row, so a gallery can say which key it needs, and a wrong key is recognised
+before any decryption is tried instead of producing garbage.
 
 Each row is ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; the associated data binds
 a ciphertext to its row's context (template id, model id), so that ciphertexts cannot
@@ -24,7 +24,6 @@ from faceindex.errors import ConfigError, StorageError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-ENV_VAR = "FACEINDEX_KEY"
 
 
 class KeyMismatchError(ConfigError):
@@ -80,11 +79,6 @@ class TemplateKey:
             return cls.from_text(data.decode("ascii"))
         except UnicodeDecodeError:
             raise ConfigError(f"key file {p} holds neither 32 raw bytes nor text") from None
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> TemplateKey | None:
-        value = (environ if environ is not None else os.environ).get(ENV_VAR)
-        return cls.from_text(value) if value else None
 
     def to_text(self) -> str:
         return base64.b64encode(self.material).decode("ascii")

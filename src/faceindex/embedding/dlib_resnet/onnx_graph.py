@@ -3,7 +3,7 @@
 dlib-bin computes this descriptor single-threaded, without BLAS and holding the GIL (~79 ms
 a face on a laptop core). The same network run by onnxruntime uses every core and batches,
 while giving dlib's numbers: the weights are read exactly from dlib's own ``.dat`` file
-(:mod:`faceindex.models.dlib_dat`), and the graph reproduces dlib's arithmetic, including
+(:mod:`faceindex.embedding.dlib_resnet.dat`), and the graph reproduces dlib's arithmetic, including
 its quirks:
 
 * input: the graph takes ``uint8`` chips shaped (N, 150, 150, 3), RGB, exactly what
@@ -49,8 +49,8 @@ import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from faceindex.embedding.dlib_resnet import dat as dd
 from faceindex.errors import InvalidInputError, ModelUnavailableError
-from faceindex.models import dlib_dat as dd
 from faceindex.models.cache import default_cache_dir
 from faceindex.models.catalog import DLIB_RESNET
 from faceindex.models.files import sha256_of
@@ -223,7 +223,7 @@ def _emit_network(g: _Graph, net: dd.DlibNet, pixels: _Value, *, fold: bool) -> 
         scale = np.array(1.0 / 256.0, dtype=np.float32)  # a power of two: same as dlib's /256
         x = _Value(g.op("Mul", [centred, g.const("scale", scale)], "normalise"), x.chw)
 
-    # The file does not say which tag a skip or add_prev refers to (see dlib_dat). dlib's
+    # The file does not say which tag a skip or add_prev refers to (see dat.py). dlib's
     # ResNet templates leave exactly one reading: a lone marker before a block is tag1 (the
     # block's input); a pair after a block is tag2 (the block's output) inside skip1, which
     # jumps back to tag1 so that the shortcut (an avg_pool) runs on the block's input; an
@@ -349,7 +349,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             # mkstemp makes 0600 files; the graph holds only public weights, and a cache
-            # folder shared by several users (FACEINDEX_CACHE_DIR) must stay readable.
+            # folder shared by several users must stay readable.
             if hasattr(os, "fchmod"):  # POSIX only before Python 3.13
                 os.fchmod(f.fileno(), 0o644)
             f.write(data)

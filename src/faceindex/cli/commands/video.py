@@ -1,8 +1,9 @@
-"""Video subcommands: ``watch`` (recognise people in a video, webcam or stream) and
+"""The video commands: ``watch`` (who appears and leaves in a video, webcam or stream) and
 ``anonymize`` (hide faces in photos and videos).
 
-Only argparse is needed to build the parsers; the pipeline, OpenCV and the models load when
-a command runs.
+OpenCV, the models and the gallery load when a command runs. The gallery is the
+identifier of both (it answers ``identify_vectors``); ``watch`` without one reports every
+face as unknown.
 """
 
 from __future__ import annotations
@@ -10,30 +11,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faceindex.cli import output
+from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK
-from faceindex.cli.main import dumps, usage_error
+from faceindex.cli.options import Subparsers, add_gallery_options, add_model_options
 
 if TYPE_CHECKING:
-    from faceindex.gallery.service import Gallery
-    from faceindex.pipeline import Pipeline
-    from faceindex.video.events import EventSink, TrackEvent
+    from faceindex.gallery import Gallery
+    from faceindex.video.events import EventSink
 
 log = logging.getLogger("faceindex.cli")
 
 
-def add_video_parsers(
-    sub: Any,
-    add_gallery_options: Callable[[argparse.ArgumentParser], None],
-    model_options: Callable[..., None],
-) -> None:
-    """Add ``watch`` and ``anonymize`` to the ``faceindex`` subcommands."""
-    p = sub.add_parser(
+def register(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
         "watch",
         help="recognise people in a video file, webcam or stream",
         description="Track faces in SOURCE (a video file, a webcam index such as 0, or an "
@@ -92,10 +87,10 @@ def add_video_parsers(
         "--no-gallery", action="store_true", help="track faces without recognising anyone"
     )
     add_gallery_options(p)
-    model_options(p, embedder=True)
-    p.set_defaults(handler=cmd_watch)
+    add_model_options(p, embedder=True)
+    p.set_defaults(handler=watch)
 
-    p = sub.add_parser(
+    p = subparsers.add_parser(
         "anonymize",
         help="hide faces in a photo or video",
         description="Blur, pixelate or black out every face of a photo or video. --keep "
@@ -134,82 +129,37 @@ def add_video_parsers(
         help="video: longest side frames are shrunk to for detection (default 960)",
     )
     add_gallery_options(p)
-    model_options(p, embedder=True)
-    p.set_defaults(handler=cmd_anonymize)
+    add_model_options(p, embedder=True)
+    p.set_defaults(handler=anonymize)
 
 
-# -- shared -----------------------------------------------------------------------------
-
-
-def _gallery(args: argparse.Namespace, pipeline: Pipeline, *, required: bool) -> Gallery | None:
+def _gallery(ctx: CliContext, *, required: bool) -> Gallery | None:
     """The gallery named by --gallery (must exist), else the default one if it exists."""
-    from faceindex.cli.gallery_commands import load_key
-    from faceindex.errors import NotFoundError
-    from faceindex.gallery import default_gallery_path
-    from faceindex.gallery.service import Gallery
-
-    path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
-    if not path.is_file():
-        if args.gallery or required:
-            raise NotFoundError(f"{path}: no such gallery", path=str(path))
-        log.warning("no gallery at %s: every face will be reported as unknown", path)
+    if not ctx.gallery_path.is_file() and not (ctx.gallery_given or required):
+        log.warning("no gallery at %s: every face will be reported as unknown", ctx.gallery_path)
         return None
-    return Gallery.open(path, pipeline=pipeline, key=load_key(args))
-
-
-def _pipeline(args: argparse.Namespace) -> Pipeline:
-    from faceindex.cli.commands import settings_from
-    from faceindex.pipeline import Pipeline
-
-    return Pipeline.from_settings(settings_from(args))
-
-
-def _clock(seconds: float, wall: bool) -> str:
-    if wall:
-        return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(seconds % 1 * 10)}"
-    minutes, rest = divmod(seconds, 60.0)
-    return f"{int(minutes):02d}:{rest:06.3f}"
-
-
-class _HumanSink:
-    def __init__(self, wall: bool) -> None:
-        self.wall = wall
-
-    def emit(self, event: TrackEvent) -> None:
-        who = event.person or ("unknown" if event.decision == "unknown" else "not yet recognised")
-        sim = f" (similarity {event.similarity:.3f})" if event.similarity is not None else ""
-        at = event.last_seen if event.event == "left" else event.first_seen
-        print(f"[{_clock(at, self.wall)}] {event.event:<10} #{event.track_id} {who}{sim}")
-        sys.stdout.flush()
-
-    def close(self) -> None:
-        return None
+    return ctx.gallery(must_exist=True, pipeline=ctx.pipeline)
 
 
 # -- watch ------------------------------------------------------------------------------
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def watch(args: argparse.Namespace, ctx: CliContext) -> int:
     from faceindex.io.video import ReconnectPolicy, SourceKind, open_video
     from faceindex.video.annotate import Preview, VideoOutput, draw_tracks
-    from faceindex.video.events import (
-        Clock,
-        JsonLinesSink,
-        UnknownFaceSaver,
-        WebhookSink,
-    )
-    from faceindex.video.recognition import GalleryIdentifier, Identifier, NobodyIdentifier
+    from faceindex.video.events import Clock, JsonLinesSink, UnknownFaceSaver, WebhookSink
+    from faceindex.video.recognition import Identifier, NobodyIdentifier
     from faceindex.video.watch import Watcher, WatchOptions
 
     if args.detect_every is not None and args.detect_every < 1:
-        return usage_error("--detect-every must be at least 1")
+        return ctx.out.usage("--detect-every must be at least 1")
     if args.reconnect < 1 or args.timeout <= 0:
-        return usage_error("--reconnect must be at least 1 and --timeout positive")
-    pipeline = _pipeline(args)
-    gallery = None if args.no_gallery else _gallery(args, pipeline, required=False)
-    identifier: Identifier = GalleryIdentifier(gallery) if gallery else NobodyIdentifier()
+        return ctx.out.usage("--reconnect must be at least 1 and --timeout positive")
+    pipeline = ctx.pipeline
+    gallery = None if args.no_gallery else _gallery(ctx, required=False)
+    identifier: Identifier = gallery if gallery is not None else NobodyIdentifier()
     sinks: list[EventSink] = []
-    output: VideoOutput | None = None
+    video_out: VideoOutput | None = None
     preview: Preview | None = None
     watcher: Watcher | None = None
     source = None
@@ -225,7 +175,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         start = time.monotonic()
         info = source.info
         wall = info.kind is not SourceKind.FILE
-        sinks.append(JsonLinesSink(sys.stdout) if args.json else _HumanSink(wall))
+        if ctx.out.json:
+            sinks.append(JsonLinesSink(ctx.out.stdout))
+        else:
+            sinks.append(output.HumanEventSink(ctx.out, wall=wall))
         if args.events:
             sinks.append(JsonLinesSink.to_file(args.events))
         if args.webhook:
@@ -233,7 +186,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if args.save_unknown:
             sinks.append(UnknownFaceSaver(args.save_unknown))
         if args.output:
-            output = VideoOutput(
+            video_out = VideoOutput(
                 args.output, fps=info.fps or 30.0, width=info.width, height=info.height
             )
         if args.preview:
@@ -257,10 +210,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 result = watcher.process(frame.image, frame.timestamp, frame.index)
                 frames += 1
                 _dispatch(sinks, result.events, identified)
-                if output is not None or preview is not None:
+                if video_out is not None or preview is not None:
                     bgr = draw_tracks(frame.image, result.tracks)
-                    if output is not None:
-                        output.write(bgr)
+                    if video_out is not None:
+                        video_out.write(bgr)
                     if preview is not None and not preview.show(bgr):
                         break
                 if args.max_frames is not None and frames >= args.max_frames:
@@ -276,16 +229,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
         for sink in sinks:
             with contextlib.suppress(Exception):
                 sink.close()
-        if output is not None:
-            output.close()
+        if video_out is not None:
+            video_out.close()
         if preview is not None:
             preview.close()
         if source is not None:
             source.close()
         if gallery is not None:
             _audit_watch(gallery, args.source, frames, identified)
-            gallery.close()
-    _summary(watcher, source, frames, time.monotonic() - start)
+    if watcher is not None:
+        dropped = source.dropped if source is not None else 0
+        elapsed = time.monotonic() - start
+        embedded = watcher.recognizer.embeddings
+        ctx.out.note(output.watch_summary(frames, elapsed, watcher.stats, embedded, dropped))
     return OK
 
 
@@ -301,114 +257,56 @@ def _audit_watch(gallery: Gallery, source: str, frames: int, identified: set[int
     from faceindex.io.video import redact
 
     try:
-        with gallery.store.transaction() as conn:
-            gallery.store.audit(
-                conn,
-                "watch",
-                actor=gallery.actor,
-                decision=f"{len(identified)} identified",
-                details={
-                    "source": redact(str(source)),
-                    "frames": frames,
-                    "identified": sorted(identified),
-                },
-            )
+        gallery.record(
+            "watch",
+            decision=f"{len(identified)} identified",
+            details={
+                "source": redact(str(source)),
+                "frames": frames,
+                "identified": sorted(identified),
+            },
+        )
     except Exception:  # the audit must not hide the command's own outcome
         log.exception("could not record the watch session in the audit log")
-
-
-def _summary(watcher: Any, source: Any, frames: int, elapsed: float) -> None:
-    if watcher is None:
-        return
-    s = watcher.stats
-    fps = frames / elapsed if elapsed > 0 else 0.0
-    dropped = source.dropped if source is not None else 0
-    every = s.frames / s.detections if s.detections else 0.0
-    print(
-        f"{frames} frames in {elapsed:.1f} s ({fps:.1f} fps): detection every {every:.1f} "
-        f"frames, {s.tracks} tracks, {watcher.recognizer.embeddings} faces embedded"
-        + (f", {dropped} stale frames dropped" if dropped else ""),
-        file=sys.stderr,
-    )
 
 
 # -- anonymize --------------------------------------------------------------------------
 
 
-def cmd_anonymize(args: argparse.Namespace) -> int:
+def anonymize(args: argparse.Namespace, ctx: CliContext) -> int:
     from faceindex.errors import InvalidInputError
-    from faceindex.privacy.anonymize import (
-        HideMode,
-        KeepRule,
-        anonymize_image,
-        anonymize_video,
-        is_photo,
-    )
-    from faceindex.video.recognition import GalleryIdentifier
+    from faceindex.io.files import is_image_file
+    from faceindex.video.anonymize import HideMode, KeepRule, anonymize_image, anonymize_video
 
     src, dst = Path(args.input), Path(args.output)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        return usage_error("OUT must differ from IN")
+        return ctx.out.usage("OUT must differ from IN")
     if not 0.0 <= args.margin <= 2.0:
-        return usage_error("--margin must be between 0 and 2")
-    if is_photo(src) != is_photo(dst):
+        return ctx.out.usage("--margin must be between 0 and 2")
+    photo = is_image_file(src)
+    if photo != is_image_file(dst):
         raise InvalidInputError(f"{src} and {dst} must both be photos or both videos")
-    pipeline = _pipeline(args)
+    pipeline = ctx.pipeline
     mode = HideMode(args.mode)
-    gallery = _gallery(args, pipeline, required=True) if args.keep else None
-    try:
-        keep = None
+    keep = None
+    if args.keep:
+        gallery = _gallery(ctx, required=True)
         if gallery is not None:
-            ids = frozenset(gallery.person(name).id for name in args.keep)
-            keep = KeepRule(GalleryIdentifier(gallery), ids)
-        if is_photo(src):
-            report = anonymize_image(pipeline, src, dst, mode=mode, margin=args.margin, keep=keep)
-        else:
-            report = _anonymize_video_with_progress(
-                anonymize_video, pipeline, src, dst, mode, args, keep
+            keep = KeepRule(gallery, frozenset(gallery.person(name).id for name in args.keep))
+    if photo:
+        report = anonymize_image(pipeline, src, dst, mode=mode, margin=args.margin, keep=keep)
+    else:
+        with ctx.out.progress("finding faces") as progress:
+            report = anonymize_video(
+                pipeline,
+                src,
+                dst,
+                mode=mode,
+                margin=args.margin,
+                keep=keep,
+                hold_s=args.hold,
+                detect_max_side=args.detect_size,
+                progress=progress.update,
             )
-    finally:
-        if gallery is not None:
-            gallery.close()
-    if args.json:
-        print(dumps(report.as_dict()))
-        return OK
-    d = report.as_dict()
-    kept = ", ".join(f"{k['person']}" for k in report.kept)
-    print(
-        f"{dst}: hid {d['faces_hidden']} face{'s' if d['faces_hidden'] != 1 else ''} in "
-        f"{d['frames_with_hidden_faces']} of {d['frames']} frame"
-        f"{'s' if d['frames'] != 1 else ''} (at most {d['max_per_frame']} per frame, "
-        f"{args.mode})" + (f"; left visible: {kept}" if kept else "")
-    )
+    ctx.out.emit(report.as_dict(), output.anonymize_text(dst, report, args.mode))
     return OK
-
-
-def _anonymize_video_with_progress(
-    fn: Any,
-    pipeline: Pipeline,
-    src: Path,
-    dst: Path,
-    mode: Any,
-    args: argparse.Namespace,
-    keep: Any,
-) -> Any:
-    from rich.progress import Progress
-
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task("finding faces", total=None)
-
-        def advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        return fn(
-            pipeline,
-            src,
-            dst,
-            mode=mode,
-            margin=args.margin,
-            keep=keep,
-            hold_s=args.hold,
-            detect_max_side=args.detect_size,
-            progress=advance,
-        )

@@ -3,7 +3,8 @@
 YuNet has no post-processing inside its graph: OpenCV's ``FaceDetectorYN`` (in
 ``modules/objdetect/src/face_detect.cpp``) decodes it in C++, and this module does the same in
 numpy so that the float32 graph of :mod:`faceindex.models.onnx_float` can run in
-onnxruntime. The semantics follow that implementation, which is the reference.
+onnxruntime (:mod:`faceindex.detection.yunet.detector` runs it). The semantics follow that
+implementation, which is the reference.
 
 Network input (what ``FaceDetectorYN.detect`` feeds): ``dnn::blobFromImage(padded)`` with the
 defaults, i.e. the image as OpenCV holds it, **BGR**, as float32 0-255 (no mean, no scaling),

@@ -2,7 +2,7 @@
 
 The shipped int8 graph is converted to float32 once at load
 (:mod:`faceindex.models.onnx_float`) and run in onnxruntime with dynamic input size;
-decoding and NMS follow OpenCV's ``FaceDetectorYN`` (:mod:`faceindex.models.yunet_decode`).
+decoding and NMS follow OpenCV's ``FaceDetectorYN`` (:mod:`faceindex.detection.yunet.decode`).
 
 Scale handling, measured on the dev photos:
 - large photos are shrunk so the longer side is at most ``max_side`` (YuNet finds faces
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from faceindex.detection import sort_largest_first
+from faceindex.detection.yunet.decode import decode, input_blob
 from faceindex.models import catalog
 from faceindex.models.lazy import Lazy
 from faceindex.types import BBox, Face, ImageArray, Landmarks, LandmarkScheme
@@ -107,13 +108,11 @@ class YuNetDetector:
         return faces
 
     def _run(self, image: ImageArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from faceindex.models import yunet_decode
-
-        blob = yunet_decode.input_blob(image)
+        blob = input_blob(image)
         session = self._session.get()
         names = [o.name for o in session.get_outputs()]
         raw = session.run(names, {session.get_inputs()[0].name: blob})
-        return yunet_decode.decode(
+        return decode(
             dict(zip(names, raw, strict=True)),
             input_hw=(blob.shape[2], blob.shape[3]),
             score_threshold=self.score_threshold,

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from faceindex.errors import InvalidInputError
+from faceindex.io.files import is_image_file
 from faceindex.io.image import load_image
 from faceindex.io.video import FileVideo, open_video
 from faceindex.pipeline import Pipeline
@@ -171,8 +172,9 @@ def anonymize_image(
         answers = keep.identifier.identify_vectors(vectors)
         to_hide = []
         for i, (face, answer) in enumerate(zip(faces, answers, strict=True)):
-            if answer.person_id is not None and answer.person_id in keep.person_ids:
-                kept.append({"face": i, "person": answer.name, "similarity": answer.similarity})
+            who = answer.person
+            if who is not None and who.person_id in keep.person_ids:
+                kept.append({"face": i, "person": who.name, "similarity": answer.similarity})
             else:
                 to_hide.append(face)
     n = hide_faces(image, [f.bbox for f in to_hide], mode=mode, margin=margin)
@@ -302,4 +304,4 @@ def _check_output(path: Path, suffixes: frozenset[str], what: str) -> None:
 
 
 def is_photo(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    return is_image_file(path)

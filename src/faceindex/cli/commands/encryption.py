@@ -1,0 +1,103 @@
+"""``faceindex encryption-key generate|status|rotate``: the key templates are sealed with.
+
+Formerly ``faceindex keys generate|status|rotate``, next to the REST API keys they have
+nothing to do with; those spellings still work, with a deprecation line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from faceindex.cli.context import CliContext
+from faceindex.cli.exit_codes import OK
+from faceindex.cli.options import (
+    KEYS_COMMAND,
+    KEYS_HELP,
+    Subparsers,
+    action_subparsers,
+    add_gallery_options,
+    add_json_option,
+)
+
+COMMAND = "encryption-key"
+#: The old home of these actions (see :mod:`.apikeys`, which owns it).
+DEPRECATED_COMMAND = KEYS_COMMAND
+
+
+def register(subparsers: Subparsers) -> None:
+    acts = action_subparsers(
+        subparsers,
+        COMMAND,
+        dest="encryption_action",
+        help="template encryption key: generate, status, rotate",
+        description="Templates (and kept photos) can be encrypted at rest with AES-256-GCM; "
+        "the key is given with --key-file or $FACEINDEX_KEY.",
+    )
+    _add_actions(acts, deprecated=False)
+    old = action_subparsers(subparsers, DEPRECATED_COMMAND, dest="keys_action", help=KEYS_HELP)
+    _add_actions(old, deprecated=True)
+
+
+def _add_actions(acts: Subparsers, *, deprecated: bool) -> None:
+    def parser(name: str, help: str) -> argparse.ArgumentParser:
+        if deprecated:
+            help = f"deprecated: use '{COMMAND} {name}'"
+        p: argparse.ArgumentParser = acts.add_parser(name, help=help)
+        p.set_defaults(handler=_HANDLERS[name], deprecated_spelling=deprecated)
+        return p
+
+    a = parser("generate", "write a new random key to a file")
+    a.add_argument("--out", required=True, metavar="FILE")
+    a = parser("status", "which key ids the gallery uses")
+    add_gallery_options(a)
+    add_json_option(a)
+    a = parser("rotate", "re-encrypt every template with a new key")
+    a.add_argument("--new-key-file", metavar="FILE", help="the new key")
+    a.add_argument("--decrypt", action="store_true", help="store templates unencrypted")
+    add_gallery_options(a)
+
+
+def _warn_if_deprecated(args: argparse.Namespace, ctx: CliContext, action: str) -> None:
+    if getattr(args, "deprecated_spelling", False):
+        ctx.out.deprecated(f"{DEPRECATED_COMMAND} {action}", f"{COMMAND} {action}")
+
+
+def generate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.crypto import TemplateKey
+
+    _warn_if_deprecated(args, ctx, "generate")
+    out = Path(args.out)
+    if out.exists():
+        return ctx.out.usage(f"{out} exists; refusing to overwrite a key")
+    key = TemplateKey.generate()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    out.write_text(key.to_text() + "\n")
+    ctx.out.line(
+        f"wrote key {key.key_id} to {out} (keep it safe: without it the gallery is unreadable)"
+    )
+    return OK
+
+
+def status(args: argparse.Namespace, ctx: CliContext) -> int:
+    _warn_if_deprecated(args, ctx, "status")
+    ids = sorted(str(k) for k in ctx.gallery().key_ids())
+    ctx.out.emit({"key_ids": ids}, "key ids in use: " + ", ".join(ids))
+    return OK
+
+
+def rotate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.crypto import TemplateKey
+
+    _warn_if_deprecated(args, ctx, "rotate")
+    new_key = TemplateKey.from_file(args.new_key_file) if args.new_key_file else None
+    if new_key is None and not args.decrypt:
+        return ctx.out.usage(f"{COMMAND} rotate needs --new-key-file FILE (or --decrypt)")
+    n = ctx.gallery().rekey(new_key)
+    target = new_key.key_id if new_key else "no key (plaintext)"
+    ctx.out.line(f"re-encrypted {n} templates with {target}")
+    return OK
+
+
+_HANDLERS = {"generate": generate, "status": status, "rotate": rotate}

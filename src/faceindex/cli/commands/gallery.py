@@ -1,0 +1,244 @@
+"""The gallery commands: ``enroll``, ``identify``, ``people``, ``index``, ``reembed``."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+
+from faceindex.cli import output
+from faceindex.cli.context import CliContext
+from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE, exit_code_for
+from faceindex.cli.options import (
+    Subparsers,
+    action_subparsers,
+    add_gallery_options,
+    add_json_option,
+    add_model_options,
+)
+
+
+def register(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "enroll",
+        help="add photos of a person to the gallery",
+        description="Enrol photos of NAME (created if new), or a folder tree with one "
+        "subfolder per person (--folders). Each photo passes a quality gate; rejections "
+        "are listed with their reasons. Re-running skips photos already enrolled.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
+    p.add_argument("images", nargs="*", metavar="IMG", help="photos of that person")
+    p.add_argument("--folders", metavar="DIR", help="DIR/<person>/<photos>: bulk enrolment")
+    p.add_argument("--keep-photos", action="store_true", help="store the photos too")
+    add_gallery_options(p)
+    add_model_options(p, embedder=True)
+    p.set_defaults(handler=enroll)
+
+    p = subparsers.add_parser(
+        "identify",
+        help="who is in these photos?",
+        description="Identify every face of each photo against the gallery; faces that "
+        "match nobody well enough are reported as unknown (person null).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMG", help="photos")
+    add_gallery_options(p)
+    add_model_options(p, embedder=True)
+    p.set_defaults(handler=identify)
+
+    acts = action_subparsers(
+        subparsers, "people", dest="people_action", help="list, show, rename, remove people"
+    )
+    a = acts.add_parser("list", help="list people")
+    a.add_argument("--search", help="only names containing this text")
+    a.add_argument("--offset", type=int, default=0)
+    a.add_argument("--limit", type=int, default=100)
+    a.set_defaults(handler=people_list)
+    a = acts.add_parser("show", help="one person and their templates")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.set_defaults(handler=people_show)
+    a = acts.add_parser("rename", help="rename a person")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("new_name", metavar="NEW_NAME")
+    a.set_defaults(handler=people_rename)
+    a = acts.add_parser("remove", help="erase a person: templates, photos, index entries")
+    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    a.set_defaults(handler=people_remove)
+    for a in acts.choices.values():
+        add_gallery_options(a)
+        add_json_option(a)
+
+    acts = action_subparsers(
+        subparsers, "index", dest="index_action", help="manage the search index"
+    )
+    a = acts.add_parser("rebuild", help="rebuild the index from the gallery")
+    a.add_argument(
+        "--backend",
+        default="auto",
+        help="auto (default: exact below 200k templates, else pq-rerank), exact, pq-rerank, hnsw",
+    )
+    add_gallery_options(a)
+    add_json_option(a)
+    a.set_defaults(handler=index_rebuild)
+
+    p = subparsers.add_parser(
+        "reembed",
+        help="move the gallery to another embedding model",
+        description="Re-embed every template with the model chosen by --embedder/--detector. "
+        "Needs the photos kept at enrolment (--keep-photos); all or nothing.",
+    )
+    add_gallery_options(p)
+    add_model_options(p, embedder=True)
+    p.set_defaults(handler=reembed)
+
+
+# -- enroll -----------------------------------------------------------------------------
+
+
+def enroll(args: argparse.Namespace, ctx: CliContext) -> int:
+    if args.folders:
+        if args.name or args.images:
+            return ctx.out.usage("give either NAME IMG... or --folders DIR, not both")
+        return _enroll_folders(args, ctx)
+    if not args.name or not args.images:
+        return ctx.out.usage("enroll needs a NAME and at least one photo (or --folders DIR)")
+    report = ctx.gallery(pipeline=ctx.pipeline).enroll(args.name, args.images)
+    ctx.out.emit(output.enrolment_json(report), output.enrolment_text(args.name, report))
+    return OK if not report.rejected else PARTIAL_FAILURE
+
+
+def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.errors import InvalidInputError
+    from faceindex.gallery import EnrolStatus
+    from faceindex.io.files import person_folders
+
+    people = person_folders(args.folders)
+    if not people:
+        raise InvalidInputError(
+            f"{args.folders}: no person folders with photos (expected DIR/NAME/*.jpg)"
+        )
+    total = sum(len(photos) for _, photos in people)
+    counts: collections.Counter[str] = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    start = time.perf_counter()
+    gallery = ctx.gallery(pipeline=ctx.pipeline)
+    ctx.pipeline.warm_up()
+    with ctx.out.progress("enrolling", total=total) as progress:
+        for name, photos in people:
+            for photo in photos:
+                # One photo at a time: each is committed on its own, so an interrupted
+                # run keeps what it did and a re-run skips it (duplicate by hash).
+                outcome = gallery.enroll(name, [photo], sources=[str(photo)]).outcomes[0]
+                counts[str(outcome.status)] += 1
+                if outcome.status is EnrolStatus.REJECTED:
+                    reasons.update(outcome.reasons)
+                ctx.out.emit({"person": name, **outcome.as_dict()}, None)
+                progress.advance()
+    elapsed = time.perf_counter() - start
+    ctx.out.note(
+        f"{total} photos of {len(people)} people in {elapsed:.1f} s "
+        f"({total / elapsed:.1f} photos/s): {counts['accepted']} accepted, "
+        f"{counts['duplicate']} already enrolled, {counts['rejected']} rejected"
+    )
+    if reasons:
+        ctx.out.note("rejections: " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
+    return OK if not counts["rejected"] else PARTIAL_FAILURE
+
+
+# -- identify ---------------------------------------------------------------------------
+
+
+def identify(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.errors import ConfigError, FaceIndexError
+
+    gallery = ctx.gallery(pipeline=ctx.pipeline)
+    failures = 0
+    last_code = OK
+    for path in args.images:
+        try:
+            faces = gallery.identify(path)
+        except ConfigError:
+            raise  # a wrong key or model fails every photo alike: stop at once
+        except FaceIndexError as exc:
+            failures += 1
+            last_code = exit_code_for(exc)
+            ctx.out.item_error(path, exc, path=path)
+            continue
+        ctx.out.emit(
+            {"path": path, "faces": [output.identification_json(f) for f in faces]},
+            lambda: output.identify_text(path, faces),  # noqa: B023 (called at once)
+        )
+    if failures == 0:
+        return OK
+    return PARTIAL_FAILURE if len(args.images) > 1 else last_code
+
+
+# -- people -----------------------------------------------------------------------------
+
+
+def people_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    gallery = ctx.gallery()
+    for p in gallery.people(search=args.search, offset=args.offset, limit=args.limit):
+        ctx.out.emit(p.as_dict(), output.person_line(p))
+    if not ctx.out.json:
+        ctx.out.note(f"{gallery.count_people()} people in {gallery.path}")
+    return OK
+
+
+def people_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    gallery = ctx.gallery()
+    p = gallery.person(args.person)
+    templates = gallery.templates(p.id)
+    ctx.out.emit(output.person_show_json(p, templates), output.person_show_text(p, templates))
+    return OK
+
+
+def people_rename(args: argparse.Namespace, ctx: CliContext) -> int:
+    p = ctx.gallery().rename(args.person, args.new_name)
+    ctx.out.emit(p.as_dict(), f"#{p.id} is now {p.name}")
+    return OK
+
+
+def people_remove(args: argparse.Namespace, ctx: CliContext) -> int:
+    gallery = ctx.gallery()
+    p = gallery.person(args.person)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return ctx.out.usage("refusing to delete without --yes (no terminal to ask)")
+        answer = input(f"Delete {p.name} (#{p.id}) and all {p.templates} templates? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            ctx.out.note("nothing deleted")
+            return OK
+    n = gallery.remove(p.id)
+    ctx.out.emit({"deleted": p.id, "templates": n}, f"deleted {p.name} (#{p.id}) and {n} templates")
+    return OK
+
+
+# -- index, reembed ---------------------------------------------------------------------
+
+
+def index_rebuild(args: argparse.Namespace, ctx: CliContext) -> int:
+    gallery = ctx.gallery()
+    start = time.perf_counter()
+    size = gallery.rebuild_index(args.backend)
+    elapsed = time.perf_counter() - start
+    ctx.out.emit(
+        {"templates": size, "backend": args.backend, "seconds": round(elapsed, 3)},
+        f"index rebuilt: {size} templates ({args.backend}) in {elapsed:.2f} s",
+    )
+    return OK
+
+
+def reembed(args: argparse.Namespace, ctx: CliContext) -> int:
+    gallery = ctx.gallery()  # opened before the new pipeline exists: it keeps its own
+    new = ctx.pipeline
+    old = gallery.model_id
+    start = time.perf_counter()
+    n = gallery.reembed(new)
+    elapsed = time.perf_counter() - start
+    ctx.out.emit(
+        {"from": old, "to": new.model_id, "templates": n},
+        f"re-embedded {n} templates: {old} -> {new.model_id} in {elapsed:.1f} s",
+    )
+    return OK

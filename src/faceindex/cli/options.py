@@ -1,0 +1,69 @@
+"""The command-line options several commands share, declared once.
+
+:class:`~faceindex.cli.context.CliContext` is what reads them (``--detector`` ...
+``--flip`` into the settings, ``--gallery``/``--key-file`` into the gallery it opens), so a
+command that declares them here gets them honoured without any code of its own.
+Nothing here imports more than argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+#: The type of ``ArgumentParser.add_subparsers()``'s result (argparse does not name it
+#: publicly); every ``register(subparsers)`` of :mod:`faceindex.cli.commands` takes one.
+Subparsers = Any
+
+
+def add_json_option(p: argparse.ArgumentParser, help: str = "JSON on stdout") -> None:
+    p.add_argument("--json", action="store_true", help=help)
+
+
+def add_model_options(p: argparse.ArgumentParser, *, embedder: bool, json: bool = True) -> None:
+    """``--detector``, ``--min-face`` and, with ``embedder``, ``--embedder``,
+    ``--threshold`` and ``--flip``; ``--json`` (JSON lines) unless ``json`` is False."""
+    p.add_argument("--detector", help="detector: yunet (default), dlib-hog, dlib-cnn")
+    p.add_argument("--min-face", type=int, metavar="PX", help="smallest face, in pixels")
+    if embedder:
+        p.add_argument("--embedder", help="embedder: fusion (default), sface, dlib-resnet")
+        p.add_argument("--threshold", type=float, help="match threshold (cosine similarity)")
+        p.add_argument(
+            "--flip",
+            action="store_true",
+            help="also embed the mirrored face and average (slower, slightly more accurate)",
+        )
+    if json:
+        add_json_option(p, "JSON lines on stdout")
+
+
+def add_gallery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gallery",
+        metavar="PATH",
+        help="gallery file (default: $FACEINDEX_GALLERY, else gallery.db in the user data folder)",
+    )
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="template encryption key (default: $FACEINDEX_KEY if set)",
+    )
+
+
+def action_subparsers(
+    subparsers: Subparsers, name: str, *, dest: str, metavar: str = "ACTION", **parser_kwargs: Any
+) -> Subparsers:
+    """The sub-commands of the command ``name`` (``keys``, ``people`` ...), creating the
+    command on first use: two modules may each add actions to one command (``keys``)."""
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, **parser_kwargs)
+        return parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+    # argparse has no public accessor for a parser's sub-commands; this is the usual way.
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+#: ``keys`` holds the REST API key actions (:mod:`faceindex.cli.commands.apikeys`) and,
+#: deprecated, the old spellings of ``encryption-key`` (:mod:`~.commands.encryption`).
+KEYS_COMMAND = "keys"
+KEYS_HELP = "REST API keys: create, list, revoke"

@@ -1,0 +1,256 @@
+"""Enrolment: the quality gate, duplicate photos, the cross-person check, the commit.
+
+Per photo, with reasons: unreadable, no face, several faces (an enrolment photo must be
+unambiguous), and the face quality issues of :mod:`faceindex.quality` (too small, blurry,
+too dark/bright, extreme pose). A photo whose bytes are already enrolled is a duplicate
+(skipped for the same person, rejected for another), which also makes bulk enrolment
+resumable. An accepted photo whose face is closer to another enrolled person than to its
+own person's templates is flagged. Each accepted photo commits in one transaction with its
+template and audit entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import io
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceindex.errors import FaceIndexError, InvalidInputError, NotFoundError
+from faceindex.gallery.searcher import Searcher
+from faceindex.gallery.store import Person, SqliteStore
+from faceindex.io.image import ImageSource, load_image
+from faceindex.pipeline import Pipeline
+from faceindex.types import Face, ImageArray, Quality
+
+
+class EnrolStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoOutcome:
+    source: str
+    status: EnrolStatus
+    reasons: tuple[str, ...] = ()
+    template_id: int | None = None
+    quality: Quality | None = None
+    flags: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": str(self.status),
+            "reasons": list(self.reasons),
+            "template_id": self.template_id,
+            "quality": self.quality.as_dict() if self.quality else None,
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentReport:
+    person: Person | None
+    outcomes: tuple[PhotoOutcome, ...]
+
+    @property
+    def accepted(self) -> tuple[PhotoOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is EnrolStatus.ACCEPTED)
+
+    @property
+    def rejected(self) -> tuple[PhotoOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is EnrolStatus.REJECTED)
+
+
+class Enroller:
+    """Turns photos into committed templates for one gallery."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        pipeline: Pipeline,
+        searcher: Searcher,
+        *,
+        actor: Callable[[], str],
+        keep_photos: bool = False,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.searcher = searcher
+        self.actor = actor
+        self.keep_photos = keep_photos
+
+    def enroll(
+        self,
+        name: str,
+        images: Sequence[ImageSource],
+        *,
+        sources: Sequence[str] | None = None,
+        keep_photos: bool | None = None,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        person_id: int | None = None,
+    ) -> EnrolmentReport:
+        """Enrol photos of one person (created on the first accepted photo).
+
+        With ``person_id`` the photos go to that existing person whatever their name is by
+        the time each photo is committed (renames in between cannot misfile them).
+        """
+        if sources is not None and len(sources) != len(images):
+            raise InvalidInputError("sources must name each image")
+        keep = self.keep_photos if keep_photos is None else keep_photos
+        outcomes = []
+        for i, image in enumerate(images):
+            label = sources[i] if sources is not None else _label(image, i)
+            outcomes.append(
+                self._enroll_one(
+                    name,
+                    image,
+                    label,
+                    keep,
+                    external_id=external_id,
+                    metadata=metadata,
+                    person_id=person_id,
+                )
+            )
+        person = None
+        with contextlib.suppress(NotFoundError):
+            person = self.store.person(person_id if person_id is not None else name.strip())
+        return EnrolmentReport(person, tuple(outcomes))
+
+    def _enroll_one(
+        self,
+        name: str,
+        image: ImageSource,
+        label: str,
+        keep: bool,
+        *,
+        external_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        person_id: int | None,
+    ) -> PhotoOutcome:
+        try:
+            data = photo_bytes(image)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        digest = hashlib.sha256(data).hexdigest()
+        existing = person_id if person_id is not None else self._person_id(name)
+        owners = self.store.photo_owners(digest)
+        if owners:
+            if existing is not None and existing in owners:
+                return PhotoOutcome(label, EnrolStatus.DUPLICATE, ("already_enrolled",))
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("duplicate_of_other_person",))
+        try:
+            source = data if isinstance(image, str | Path) else image
+            rgb = load_image(source, limits=self.pipeline.limits, name=label)
+            faces = self.pipeline.detect(rgb)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        if not faces:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("no_face",))
+        if len(faces) > 1:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("several_faces",))
+        face = faces[0]
+        if face.quality is not None and face.quality.issues:
+            return PhotoOutcome(
+                label,
+                EnrolStatus.REJECTED,
+                tuple(str(i) for i in face.quality.issues),
+                quality=face.quality,
+            )
+        face = self.pipeline.embed_faces(rgb, [face])[0]
+        if face.embedding is None:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, ("not_embedded",))
+        flags = self.searcher.cross_check(face.embedding.vector, existing)
+        with self.store.transaction() as conn:
+            if person_id is not None:
+                if not self.store.person_exists(conn, person_id):
+                    raise NotFoundError(f"person #{person_id} was deleted during enrolment")
+            else:
+                person_id = self.store.find_person_id(conn, name)
+            if person_id is None:
+                person_id = self.store.create_person(
+                    conn, name, external_id=external_id, metadata=metadata
+                )
+            photo_id = self.store.add_photo(
+                conn, person_id, digest, source=label, data=_photo_to_keep(image, data, rgb, keep)
+            )
+            template_id = add_template(self.store, conn, person_id, photo_id, face)
+            self.store.audit(
+                conn,
+                "enroll",
+                actor=self.actor(),
+                person_id=person_id,
+                decision="accepted",
+                details={"template_id": template_id, "flags": list(flags)},
+            )
+        return PhotoOutcome(
+            label,
+            EnrolStatus.ACCEPTED,
+            (),
+            template_id=template_id,
+            quality=face.quality,
+            flags=flags,
+        )
+
+    def _person_id(self, name: str) -> int | None:
+        try:
+            return self.store.person(name.strip()).id
+        except NotFoundError:
+            return None
+
+
+def add_template(
+    store: SqliteStore, conn: sqlite3.Connection, person_id: int, photo_id: int, face: Face
+) -> int:
+    """Store an embedded face as a template (enrolment and re-embedding)."""
+    if face.embedding is None:  # pragma: no cover - callers embed first
+        raise InvalidInputError("a face must be embedded before it is stored")
+    return store.add_template(
+        conn,
+        person_id,
+        face.embedding,
+        photo_id=photo_id,
+        quality=face.quality.score if face.quality else None,
+        bbox=face.bbox,
+    )
+
+
+def _label(image: ImageSource, i: int) -> str:
+    return str(image) if isinstance(image, str | Path) else f"image {i + 1}"
+
+
+def photo_bytes(image: ImageSource) -> bytes:
+    """The bytes whose hash identifies a photo (file bytes, or the array's pixels)."""
+    if isinstance(image, str | Path):
+        path = Path(image)
+        if not path.is_file():
+            raise NotFoundError(f"{path}: no such file", path=str(path))
+        return path.read_bytes()
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, np.ndarray):
+        return np.ascontiguousarray(image).tobytes() + str(image.shape).encode()
+    raise InvalidInputError(f"unsupported image source of type {type(image).__name__}")
+
+
+def _photo_to_keep(image: ImageSource, data: bytes, rgb: ImageArray, keep: bool) -> bytes | None:
+    """The photo as the user gave it (encoded file bytes), or PNG for an array."""
+    if not keep:
+        return None
+    if not isinstance(image, np.ndarray):
+        return data
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()

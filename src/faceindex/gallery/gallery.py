@@ -1,0 +1,356 @@
+"""The gallery: one front door over people records, enrolment and search.
+
+:class:`Gallery` composes the parts, each in its own module, and owns none of their logic:
+
+- :mod:`~faceindex.gallery.records`: people and the audit log (no models);
+- :mod:`~faceindex.gallery.enrolment`: quality gate, duplicate photos, cross-person check;
+- :mod:`~faceindex.gallery.searcher`: index cache, top-k, aggregation, open-set decision
+  (identification and verification against an enrolled person);
+- :mod:`~faceindex.gallery.migration`: re-embedding to another model;
+- :mod:`~faceindex.gallery.store` (SQL only) with :mod:`~faceindex.gallery.sealing`
+  (encryption at rest) underneath.
+
+The pipeline is needed only for enrolment and search, so a gallery opened to list or erase
+people never builds one; when it is needed and none was given, it is built from the
+settings (cheap: models load on first use).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceindex.config import Settings
+from faceindex.crypto import TemplateKey
+from faceindex.errors import NoFaceError, NotFoundError
+from faceindex.gallery import migration
+from faceindex.gallery.enrolment import Enroller, EnrolmentReport
+from faceindex.gallery.records import People
+from faceindex.gallery.sealing import Sealer
+from faceindex.gallery.searcher import Searcher, SearchPolicy
+from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
+from faceindex.io.image import ImageSource
+from faceindex.pipeline import Pipeline
+from faceindex.search import AggregationRule
+from faceindex.types import Identification, Verification
+
+
+class Gallery:
+    """A gallery bound to one embedding model; thread-safe; one per process or app."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        pipeline: Pipeline | None = None,
+        *,
+        settings: Settings | None = None,
+        index_backend: str | None = None,
+        threshold: float | None = None,
+        margin: float | None = None,
+        rule: AggregationRule | str | None = None,
+        top_k: int | None = None,
+        keep_photos: bool | None = None,
+        actor: str = "local",
+    ) -> None:
+        s = settings or Settings()
+        self._store = store
+        self._settings = s
+        self._pipeline = pipeline
+        self._threshold = threshold if threshold is not None else s.search.threshold
+        self.margin = s.search.margin if margin is None else margin
+        self.rule = AggregationRule(s.search.rule if rule is None else rule)
+        self.top_k = s.search.top_k if top_k is None else top_k
+        self.index_backend = s.index.backend if index_backend is None else index_backend
+        self.keep_photos = s.gallery.keep_photos if keep_photos is None else keep_photos
+        self._lock = threading.Lock()
+        self._searcher: Searcher | None = None
+        self._enroller: Enroller | None = None
+        self.records = People(store, actor=actor, on_erase=self._refresh_index)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        pipeline: Pipeline | None = None,
+        key: TemplateKey | None = None,
+        **options: Any,
+    ) -> Gallery:
+        return cls(SqliteStore(path, sealer=Sealer(key)), pipeline, **options)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what it is ---------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def model_id(self) -> str | None:
+        """The embedding model of the gallery's templates (None while it has none)."""
+        return self._store.model_id
+
+    @property
+    def actor(self) -> str:
+        return self.records.actor
+
+    def current_actor(self) -> str:
+        return self.records.current_actor()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = Pipeline.from_settings(self._settings)
+            return self._pipeline
+
+    @property
+    def threshold(self) -> float:
+        """The open-set identification threshold in force."""
+        return self.searcher.policy.threshold
+
+    @property
+    def searcher(self) -> Searcher:
+        pipeline = self.pipeline
+        with self._lock:
+            if self._searcher is None:
+                policy = SearchPolicy.for_pipeline(
+                    pipeline,
+                    threshold=self._threshold,
+                    margin=self.margin,
+                    rule=self.rule,
+                    top_k=self.top_k,
+                    index_backend=self.index_backend,
+                    ann_from=self._settings.index.ann_from,
+                )
+                self._searcher = Searcher(
+                    self._store, policy, dim=pipeline.embedder.spec.dim, model_id=pipeline.model_id
+                )
+            return self._searcher
+
+    def _enrolment(self) -> Enroller:
+        searcher, pipeline = self.searcher, self.pipeline
+        with self._lock:
+            if self._enroller is None:
+                self._enroller = Enroller(
+                    self._store,
+                    pipeline,
+                    searcher,
+                    actor=self.records.current_actor,
+                    keep_photos=self.keep_photos,
+                )
+            return self._enroller
+
+    def _check_model(self) -> None:
+        migration.check_model(self._store.model_id, self.pipeline.model_id)
+
+    def _refresh_index(self) -> None:
+        if self._searcher is not None:  # drop erased vectors from a built index now
+            self._searcher.refresh()
+
+    # -- enrolment ----------------------------------------------------------------------
+
+    def enroll(
+        self,
+        name: str,
+        images: Sequence[ImageSource],
+        *,
+        sources: Sequence[str] | None = None,
+        keep_photos: bool | None = None,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        person_id: int | None = None,
+    ) -> EnrolmentReport:
+        """Enrol photos of one person (created on the first accepted photo)."""
+        self._check_model()
+        return self._enrolment().enroll(
+            name,
+            images,
+            sources=sources,
+            keep_photos=keep_photos,
+            external_id=external_id,
+            metadata=metadata,
+            person_id=person_id,
+        )
+
+    def enroll_person(
+        self,
+        ref: int | str,
+        images: Sequence[ImageSource],
+        *,
+        sources: Sequence[str] | None = None,
+        keep_photos: bool | None = None,
+    ) -> EnrolmentReport:
+        """Enrol photos of an existing person, by id or name (:class:`NotFoundError` if none)."""
+        person = self._store.person(ref)
+        return self.enroll(
+            person.name, images, sources=sources, keep_photos=keep_photos, person_id=person.id
+        )
+
+    # -- search -------------------------------------------------------------------------
+
+    def identify(self, image: ImageSource) -> tuple[Identification, ...]:
+        """Every face of a photo, identified against the gallery (or unknown)."""
+        self._check_model()
+        faces = self.pipeline.analyze(image)
+        results: tuple[Identification, ...] = ()
+        if faces:
+            vectors = np.stack([f.embedding.vector for f in faces if f.embedding is not None])
+            decisions = self.searcher.identify(vectors)
+            results = tuple(
+                Identification(d.decision, d.best, d.runner_up, bbox=f.bbox, quality=f.quality)
+                for f, d in zip(faces, decisions, strict=True)
+            )
+        self.records.record(
+            "identify",
+            decision=",".join(str(r.decision) for r in results) or "no_face",
+            details={
+                "faces": len(results),
+                "identified": [r.person.person_id for r in results if r.person is not None],
+            },
+        )
+        return results
+
+    def identify_vectors(self, vectors: np.ndarray) -> list[Identification]:
+        """Open-set decisions for ``(N, D)`` embeddings computed by the caller (video).
+
+        Same ranking and threshold as :meth:`identify`; not audited per call (a video makes
+        many). This is the :class:`faceindex.video.recognition.Identifier` protocol.
+        """
+        self._check_model()
+        return self.searcher.identify(vectors)
+
+    identify_embeddings = identify_vectors  # the name before the video layer's protocol
+
+    def verify_person(self, image: ImageSource, ref: int | str) -> Verification:
+        """1:1: is the largest face of ``image`` this enrolled person?
+
+        The face is compared with each of the person's templates, aggregated by the
+        gallery's rule; the decision uses the verification threshold.
+        """
+        self._check_model()
+        person = self._store.person(ref)
+        searcher = self.searcher
+        if not self._store.templates(person.id):
+            raise NotFoundError(f"{person.name} has no enrolled face to compare with")
+        face = self.pipeline.largest_face(image)
+        if face.embedding is None:  # pragma: no cover - largest_face always embeds
+            raise NoFaceError("the face could not be embedded")
+        result = searcher.verify(face.embedding.vector, person.id)
+        self.records.record("verify", person_id=person.id, decision=str(result.decision))
+        return result
+
+    def rebuild_index(self, backend: str | None = None) -> int:
+        """Drop the index cache and rebuild it from the store; returns its size."""
+        return self.searcher.rebuild(backend)
+
+    def reembed(self, pipeline: Pipeline) -> int:
+        """Move the gallery to ``pipeline``'s model (see :mod:`faceindex.gallery.migration`)."""
+        n = migration.reembed(self._store, pipeline, actor=self.current_actor())
+        with self._lock:
+            self._pipeline = pipeline
+            self._searcher = None
+            self._enroller = None
+        return n
+
+    # -- people and audit ---------------------------------------------------------------
+
+    def people(
+        self, *, search: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[Person]:
+        return self.records.find(search=search, offset=offset, limit=limit)
+
+    def person(self, ref: int | str) -> Person:
+        return self.records.get(ref)
+
+    def count_people(self, search: str | None = None) -> int:
+        return self.records.count(search=search)
+
+    def count_templates(self) -> int:
+        return self._store.count_templates()
+
+    def templates(self, ref: int | str) -> list[TemplateInfo]:
+        return self.records.templates(ref)
+
+    def kept_photo_ids(self, ref: int | str) -> set[int]:
+        """Ids of the person's photos whose bytes are kept (``keep_photos``)."""
+        return self._store.kept_photo_ids(self._store.person(ref).id)
+
+    def photo_bytes(self, photo_id: int) -> bytes | None:
+        """A kept photo's bytes (decrypted), or None when photos are not kept."""
+        return self._store.photo_bytes(photo_id)
+
+    def names(self, ids: list[int]) -> dict[int, str]:
+        return self.records.names(ids)
+
+    def create_person(
+        self,
+        name: str,
+        *,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        """Create a person with no templates yet (photos come with :meth:`enroll_person`)."""
+        return self.records.create(name, external_id=external_id, metadata=metadata)
+
+    def rename(self, ref: int | str, new_name: str) -> Person:
+        return self.update(ref, name=new_name)
+
+    def update(
+        self,
+        ref: int | str,
+        *,
+        name: str | None = None,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        """Change a person's name, external id and/or metadata in one transaction."""
+        return self.records.update(ref, name=name, external_id=external_id, metadata=metadata)
+
+    def remove(self, ref: int | str) -> int:
+        """Erase a person: every template, photo and index entry. Returns templates removed."""
+        return self.records.remove(ref)
+
+    def remove_template(self, template_id: int) -> None:
+        self.records.remove_template(template_id)
+
+    def record(
+        self,
+        action: str,
+        *,
+        person_id: int | None = None,
+        decision: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one audit entry for an action done outside the gallery (e.g. anonymise)."""
+        self.records.record(action, person_id=person_id, decision=decision, details=details)
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.records.audit(**filters)
+
+    # -- encryption at rest -------------------------------------------------------------
+
+    def key_ids(self) -> set[str | None]:
+        """The ids of the keys the stored templates and photos are sealed with (None = clear)."""
+        return self._store.key_ids()
+
+    def rekey(self, new_key: TemplateKey | None) -> int:
+        """Re-encrypt every template and kept photo with ``new_key`` (None = decrypt)."""
+        n = self._store.reseal(Sealer(new_key))
+        self.records.record(
+            "keys_rotate",
+            details={"templates": n, "key_id": None if new_key is None else new_key.key_id},
+        )
+        return n

@@ -1,0 +1,86 @@
+"""Moving a gallery to another embedding model by re-embedding its kept photos.
+
+All or nothing: every template must come from a kept photo (``keep_photos``), every face
+is found again in its photo (the face whose box overlaps the stored box most), and the old
+templates are replaced in one transaction, so a failure leaves the gallery on its old
+model, intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from faceindex.errors import ConflictError, EmbeddingModelMismatchError, NoFaceError
+from faceindex.gallery.enrolment import add_template
+from faceindex.gallery.store import SqliteStore
+from faceindex.io.image import load_image
+from faceindex.pipeline import Pipeline
+from faceindex.types import BBox, Face
+
+
+def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
+    """Re-embed every template with ``pipeline``'s model; returns the templates written."""
+    sources = store.template_sources()
+    missing = [t for t, _, photo, kept in sources if photo is None or not kept]
+    if missing:
+        raise ConflictError(
+            f"{len(missing)} of {len(sources)} templates have no kept photo, so they cannot "
+            "be re-embedded: enrol with keep_photos (--keep-photos) or stay on the "
+            f"gallery's model {store.model_id!r}",
+            templates_without_photo=len(missing),
+        )
+    by_photo: dict[int, list[int]] = {}
+    for template_id, _, photo_id, _ in sources:
+        by_photo.setdefault(int(photo_id or 0), []).append(template_id)
+    infos = {t.id: t for pid in {p for _, p, _, _ in sources} for t in store.templates(pid)}
+    new_rows: list[tuple[int, int, Face]] = []
+    for photo_id, template_ids in by_photo.items():
+        data = store.photo_bytes(photo_id)
+        if data is None:  # pragma: no cover - excluded above
+            raise ConflictError(f"photo #{photo_id} is not kept")
+        rgb = load_image(data, limits=pipeline.limits, name=f"photo #{photo_id}")
+        faces = pipeline.detect(rgb)
+        for template_id in template_ids:
+            info = infos[template_id]
+            face = matching_face(faces, info.bbox)
+            if face is None:
+                raise NoFaceError(
+                    f"the face of template #{template_id} is not found again in photo "
+                    f"#{photo_id} by the new model's detector; nothing was changed"
+                )
+            new_rows.append((info.person_id, photo_id, pipeline.embed_faces(rgb, [face])[0]))
+    with store.transaction() as conn:
+        store.delete_all_templates(conn)
+        store.unbind_model(conn)
+        for person_id, photo_id, face in new_rows:
+            add_template(store, conn, person_id, photo_id, face)
+        store.audit(
+            conn,
+            "reembed",
+            actor=actor,
+            details={"model_id": pipeline.model_id, "templates": len(new_rows)},
+        )
+    store.checkpoint()
+    return len(new_rows)
+
+
+def check_model(bound: str | None, model: str) -> None:
+    """Refuse to mix a pipeline's embeddings into a gallery bound to another model."""
+    if bound is not None and bound != model:
+        raise EmbeddingModelMismatchError(
+            f"this gallery holds {bound!r} templates but the pipeline makes "
+            f"{model!r} ones: use the gallery's model, or re-embed it "
+            "(needs the photos kept with --keep-photos)",
+            gallery_model=bound,
+            model=model,
+        )
+
+
+def matching_face(faces: Sequence[Face], bbox: BBox | None) -> Face | None:
+    """The face of ``faces`` that is the stored box's (IoU >= 0.3), if any."""
+    if not faces:
+        return None
+    if bbox is None:
+        return faces[0] if len(faces) == 1 else None
+    best = max(faces, key=lambda f: f.bbox.iou(bbox))
+    return best if best.bbox.iou(bbox) >= 0.3 else None

@@ -1,1 +1,0 @@
-"""Privacy: template encryption at rest, erasure support, anonymisation."""
