@@ -38,7 +38,7 @@ test: install
 
 # The fast tier alone: logic tests on the fake backends, no model loaded (seconds).
 test-fast: install
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -p no:hypothesispytest -p no:schemathesis -m "not integration" tests/unit tests/contract
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

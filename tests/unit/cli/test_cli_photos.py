@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import Photos, Run
 
 
@@ -111,6 +112,7 @@ def test_models(cli: Run) -> None:
     assert r.out.startswith("detectors: ") and "(default yunet)" in r.out
 
 
+@pytest.mark.integration  # renders the report's plots with matplotlib (seconds)
 def test_eval_pairs_and_gallery(cli: Run, photos: Photos, tmp_path: Path) -> None:
     csv = photos.people / "pairs.csv"
     csv.write_text(
