@@ -36,9 +36,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# The fast tier alone: logic tests on the fake backends, no model loaded (seconds).
+# The fast tier alone: logic tests on the fake backends, no model loaded, none of the few
+# that take seconds (marked slow). make test runs everything.
 test-fast: install
-	$(PY) -m pytest -q -p no:hypothesispytest -p no:schemathesis -m "not integration" tests/unit tests/contract
+	$(PY) -m pytest -q -p no:hypothesispytest -p no:schemathesis -m "not integration and not slow" tests/unit tests/contract
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -4,9 +4,11 @@ Usage: python benchmarks/calibrate.py ../shared/dev-data/glint6 [--target-fmr 1e
 
 The folder has one subfolder of face photos per person. People are split into two halves
 by a fixed rule (sorted names; even positions calibrate, odd positions evaluate), so the
-thresholds shipped in ``faceindex.embedding.specs`` are tuned on one half and the figures
-printed for the other half are honest. Every pair within a half is used (all genuine and
-all impostor pairs), which gives enough impostors to measure an FMR of 1e-3.
+figures printed for the other half are honest. This is the calibration of faceindex 0.1
+(``fusion-v1``), kept for comparison: the shipped thresholds and fusion weights now come
+from ``benchmarks/generalisation.py``, which tunes and tests across datasets and people.
+Every pair within a half is used (all genuine and all impostor pairs), which gives enough
+impostors to measure an FMR of 1e-3.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ class DetectionSettings:
     min_face_px: int = 20
     #: Detector confidence threshold (detector-specific scale; ``None`` = detector default).
     score_threshold: float | None = None
+    #: When no face is found in a small, square image (an aligned face crop), use the
+    #: whole image as the face instead of answering "no face".
+    crop_fallback: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,11 @@ class IndexSettings:
 
 @dataclass(frozen=True, slots=True)
 class SearchSettings:
-    #: Open-set identification threshold; ``None`` = the embedder's calibrated one.
+    #: A fixed open-set identification threshold; ``None`` = set for the gallery's size
+    #: from the embedder's calibrated impostor tail, to hold ``target_fpir``.
     threshold: float | None = None
+    #: The share of strangers the gallery may name (false positive identification rate).
+    target_fpir: float = 1e-2
     #: Least lead of the best person over the runner-up to name them (0 = none).
     margin: float = 0.0
     #: How a person's template scores are aggregated: ``mean-top2`` or ``max``.
@@ -71,6 +77,8 @@ class SearchSettings:
             raise ConfigError(f"unknown aggregation rule {self.rule!r}; valid: mean-top2, max")
         if self.top_k < 1:
             raise ConfigError("search top_k must be at least 1")
+        if not 0.0 < self.target_fpir < 1.0:
+            raise ConfigError("search target_fpir must be between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ def test_synthetic_faces_pass_every_quality_check(variant: int) -> None:
         assert abs(quality.yaw) < 5 and abs(quality.pitch) < 5 and abs(quality.roll) < 5
 
 
+@pytest.mark.slow  # scores 800 synthetic faces (a second)
 def test_one_person_matches_and_different_people_do_not() -> None:
     detector, embedder = FakeDetector(), FakeEmbedder()
     people, variants = range(40), range(3)

@@ -213,7 +213,7 @@ def test_reembed_needs_kept_photos(tmp_path: Path, pipeline: Pipeline, fixtures_
         g.enroll("Obama", [fixtures_dir / "obama.jpg"])
         with pytest.raises(ConflictError, match="no kept photo"):
             g.reembed(sface)
-        assert g.model_id == "fusion-sface-dlib-v1"  # untouched
+        assert g.model_id == pipeline.model_id  # untouched
     with open_gallery(kept, pipeline=pipeline, keep_photos=True) as g:
         g.enroll("Obama", [fixtures_dir / "obama.jpg", fixtures_dir / "obama2.jpg"])
         g.enroll("Biden", [fixtures_dir / "biden.jpg"])
@@ -224,6 +224,31 @@ def test_reembed_needs_kept_photos(tmp_path: Path, pipeline: Pipeline, fixtures_
         (face,) = g.identify(fixtures_dir / "obama3.jpg")
         assert face.person is not None and face.person.name == "Obama"
         assert g.person("Obama").templates == 2
+
+
+def test_reembed_converts_fusion_v1_galleries_without_photos(
+    tmp_path: Path, pipeline: Pipeline, fixtures_dir: Path
+) -> None:
+    """Galleries enrolled with faceindex 0.1's fusion move to the new weights exactly."""
+    from faceindex.config import EmbeddingSettings, Settings
+
+    v1 = Pipeline.from_settings(Settings(embedding=EmbeddingSettings(embedder="fusion-v1")))
+    db = tmp_path / "old.db"
+    with open_gallery(db, pipeline=v1) as g:  # no kept photos
+        g.enroll("Obama", [fixtures_dir / "obama.jpg"])
+        g.enroll("Biden", [fixtures_dir / "biden.jpg"])
+        assert g.model_id == "fusion-sface-dlib-v1"
+    with open_gallery(db, pipeline=pipeline) as g:
+        assert g.reembed(pipeline) == 2
+        assert g.model_id == pipeline.model_id
+        assert g.audit(action="reembed")[0]["details"]["from"] == "fusion-sface-dlib-v1"
+        (face,) = g.identify(fixtures_dir / "obama3.jpg")
+        assert face.person is not None and face.person.name == "Obama"
+        probe = pipeline.largest_face(fixtures_dir / "obama.jpg").embedding
+        assert probe is not None
+        # The converted template of obama.jpg is the new model's embedding of it.
+        (best,) = g.identify_vectors(probe.vector[None, :])
+        assert best.best is not None and best.best.similarity > 0.9999
 
 
 def test_create_person_enrol_by_id_and_verify_person(gallery: Gallery, fixtures_dir: Path) -> None:

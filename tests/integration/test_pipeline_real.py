@@ -15,7 +15,7 @@ from faceindex.detection import DETECTORS, Detector
 from faceindex.embedding import EMBEDDERS, Embedder
 from faceindex.errors import EmbeddingModelMismatchError, NoFaceError
 from faceindex.io.image import load_image
-from faceindex.pipeline import Pipeline
+from faceindex.pipeline import Pipeline, is_crop_fallback
 from faceindex.types import Embedding
 
 ONE_FACE = [
@@ -95,6 +95,7 @@ def test_tight_aligned_crop_is_found_without_flags(pipeline: Pipeline, fixtures_
     found = pipeline.detect(crop)
     assert len(found) == 1
     assert found[0].bbox.width > 50
+    assert not is_crop_fallback(found[0])  # detected, not taken whole
     result = pipeline.verify(crop, fixtures_dir / "obama.jpg")
     assert result.match
 
@@ -167,7 +168,7 @@ def test_pipeline_verify_and_decisions(pipeline: Pipeline, fixtures_dir: Path) -
     assert same.match and not diff.match
     assert same.similarity > diff.similarity
     assert same.threshold == pipeline.embedder.spec.threshold
-    assert same.model_id == "fusion-sface-dlib-v1"
+    assert same.model_id == "fusion-sface-dlib-v2"
 
 
 def test_verify_uses_largest_face(pipeline: Pipeline, fixtures_dir: Path) -> None:

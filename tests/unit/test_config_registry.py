@@ -45,7 +45,7 @@ def test_settings_typos_fail_loudly(key: str, value: str, message: str) -> None:
 def test_registry_lists_valid_names_on_unknown() -> None:
     with pytest.raises(ConfigError, match="dlib-cnn, dlib-hog, fake, yunet"):
         DETECTORS.get("retina")
-    assert EMBEDDERS.names() == ["dlib-resnet", "fake", "fusion", "sface"]
+    assert EMBEDDERS.names() == ["dlib-resnet", "fake", "fusion", "fusion-v1", "sface"]
     reg: Registry[object] = Registry("thing")
     reg.register("a", "math:pi")
     assert reg.get("a") == pytest.approx(3.14159, abs=1e-5)

@@ -282,6 +282,70 @@ def person_show_text(p: Person, templates: Sequence[TemplateInfo]) -> str:
     return "\n".join(lines)
 
 
+def stats_json(path: Path, model_id: str | None, templates: int, exp: Any) -> dict[str, Any]:
+    """``faceindex stats``: the gallery, its threshold, the error rates expected at it."""
+    return {
+        "gallery": str(path),
+        "model": model_id,
+        "people": exp.people,
+        "templates": templates,
+        "threshold": round(exp.threshold, 6),
+        "threshold_rule": exp.threshold_rule,
+        "target_fpir": exp.target_fpir,
+        "expected_fpir": None if exp.fpir is None else round(exp.fpir, 6),
+        "expected_fnir": None if exp.fnir is None else round(exp.fnir, 6),
+    }
+
+
+def stats_text(r: Mapping[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "unknown (no calibration for this model)" if v is None else f"{100 * v:.2f}%"
+
+    rule = r["threshold_rule"]
+    why = (
+        f"set for {r['people']} people to name at most {pct(r['target_fpir'])} of strangers"
+        if rule == "size-aware"
+        else "fixed"
+    )
+    return "\n".join(
+        [
+            f"{r['gallery']}: {r['people']} {'person' if r['people'] == 1 else 'people'}, "
+            f"{plural(r['templates'], 'template')}, model {r['model'] or '(none yet)'}",
+            f"threshold {r['threshold']:.4f} ({why})",
+            f"expected: strangers named (FPIR) {pct(r['expected_fpir'])}, "
+            f"enrolled people missed (FNIR) {pct(r['expected_fnir'])}",
+        ]
+    )
+
+
+def calibration_json(result: Any, *, stored: bool) -> dict[str, Any]:
+    """``faceindex calibrate``: what was measured, what is recommended, what was refused."""
+    cal = result.calibration.to_dict()
+    return {
+        **cal,
+        "eer": None if result.eer is None else round(result.eer, 6),
+        "refused": list(result.refused),
+        "failed": [{"path": p, "code": c} for p, c in result.failed],
+        "stored": stored,
+    }
+
+
+def calibration_text(r: Mapping[str, Any]) -> str:
+    lines = [
+        f"{r['photos']} photos of {r['people']} people ({len(r['failed'])} unusable): "
+        f"{r['genuine_pairs']} genuine and {r['impostor_pairs']} impostor pairs; "
+        f"EER {fmt(r['eer'])}",
+    ]
+    if r["threshold"] is not None:
+        lines.append(f"verification threshold {r['threshold']:.4f} (FMR {r['target_fmr']:g})")
+    tail = r["tail"]
+    if tail is not None:
+        lines.append(f"open-set tail u {tail['u']:.4f}, beta {tail['beta']:.4f}")
+    lines += [f"refused: {reason}" for reason in r["refused"]]
+    lines.append("stored in the gallery" if r["stored"] else "not stored (--dry-run)")
+    return "\n".join(lines)
+
+
 def audit_text(e: Mapping[str, Any]) -> str:
     who = f" person #{e['person_id']}" if e["person_id"] is not None else ""
     return f"{e['at']}  {e['actor']:<10} {e['action']:<15}{who}  {e['decision'] or ''}"

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from faceindex.calibration import GenuineScores, ImpostorTail
 from faceindex.errors import EmbeddingModelMismatchError
 from faceindex.registry import Registry
 from faceindex.types import Embedding, Face, FloatArray, ImageArray
@@ -34,10 +35,23 @@ class EmbedderSpec:
     target_fmr: float
     calibration: str
     licence: str
-    #: Open-set identification threshold on the aggregated person score, for a false
-    #: positive identification rate of 1e-2 (None: use ``threshold``). It rises with the
-    #: gallery's size: recalibrate with ``faceindex eval gallery`` on your own gallery.
+    #: A fixed open-set identification threshold on the aggregated person score (None:
+    #: use ``impostor_tail`` if set, else ``threshold``).
     identify_threshold: float | None = None
+    #: The tail of the person-level impostor score (mean-top2 rule), from which the
+    #: open-set threshold is set for the gallery's size (:mod:`faceindex.calibration`).
+    impostor_tail: ImpostorTail | None = None
+    #: Person-level scores of genuine probes (mean-top2), for the expected FNIR.
+    genuine: GenuineScores | None = None
+
+
+@runtime_checkable
+class TemplateConverter(Protocol):
+    """An embedder that can take templates of another model as its own, exactly."""
+
+    def convert(self, vectors: FloatArray, model_id: str) -> FloatArray | None:
+        """``vectors`` of ``model_id`` in this embedder's space, or None if not possible."""
+        ...
 
 
 @runtime_checkable
@@ -58,6 +72,7 @@ EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("embedder")
 EMBEDDERS.register("sface", "faceindex.embedding.sface:SFaceEmbedder")
 EMBEDDERS.register("dlib-resnet", "faceindex.embedding.dlib_resnet.embedder:DlibResnetEmbedder")
 EMBEDDERS.register("fusion", "faceindex.embedding.fusion:FusionEmbedder")
+EMBEDDERS.register("fusion-v1", "faceindex.embedding.fusion:FusionV1Embedder")
 #: Deterministic test backend (no model): embeds the synthetic faces of
 #: :mod:`faceindex.testing.synthetic` so that one person's photos agree, in microseconds.
 EMBEDDERS.register("fake", "faceindex.testing.fakes:FakeEmbedder")

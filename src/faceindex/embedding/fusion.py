@@ -19,16 +19,16 @@ import numpy as np
 from faceindex.embedding import EmbedderSpec
 from faceindex.embedding.dlib_resnet.embedder import Backend, DlibResnetEmbedder
 from faceindex.embedding.sface import SFaceEmbedder
-from faceindex.embedding.specs import FUSION
+from faceindex.embedding.specs import FUSION, FUSION_V1
 from faceindex.types import Face, FloatArray, ImageArray
+
+#: SFace's weight in each fused model's score (dlib gets the rest), by model id: a vector of
+#: one can be turned into the other's exactly, since each half is a scaled unit vector.
+WEIGHTS: dict[str, float] = {FUSION.model_id: 0.5, FUSION_V1.model_id: 0.25}
 
 
 class FusionEmbedder:
     spec: EmbedderSpec = FUSION
-
-    #: Weight of SFace's cosine in the fused score (dlib gets the rest); measured on the
-    #: glint6 calibration half by benchmarks/calibrate.py.
-    sface_weight = 0.25
 
     def __init__(
         self,
@@ -50,7 +50,32 @@ class FusionEmbedder:
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
         return self.fuse(self.sface.embed(image, faces), self.dlib.embed(image, faces))
 
+    @property
+    def sface_weight(self) -> float:
+        return WEIGHTS[self.spec.model_id]
+
     def fuse(self, sface: FloatArray, dlib: FloatArray) -> FloatArray:
         ws = math.sqrt(self.sface_weight)
         wd = math.sqrt(1.0 - self.sface_weight)
         return np.concatenate([ws * sface, wd * dlib], axis=1).astype(np.float32)
+
+    def convert(self, vectors: FloatArray, model_id: str) -> FloatArray | None:
+        """Templates of another fused model as this model's, exactly; None if not possible.
+
+        A fused vector is ``[sqrt(w) * sface, sqrt(1 - w) * dlib]`` with both halves unit
+        vectors, so re-weighting the halves moves a template between fusion weights
+        without its photo.
+        """
+        old = WEIGHTS.get(model_id)
+        if old is None:
+            return None
+        half = vectors.shape[1] // 2
+        sface = vectors[:, :half] / math.sqrt(old)
+        dlib = vectors[:, half:] / math.sqrt(1.0 - old)
+        return self.fuse(sface, dlib)
+
+
+class FusionV1Embedder(FusionEmbedder):
+    """The fusion of faceindex 0.1 (0.25 SFace), for galleries enrolled with it."""
+
+    spec: EmbedderSpec = FUSION_V1

@@ -17,6 +17,7 @@ settings (cheap: models load on first use).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,23 +25,27 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.calibration import Calibration
 from faceindex.config import Settings
 from faceindex.crypto import TemplateKey
 from faceindex.errors import NoFaceError, NotFoundError
 from faceindex.gallery import migration
 from faceindex.gallery.enrolment import Enroller, EnrolmentReport
-from faceindex.gallery.records import People
+from faceindex.gallery.records import CALIBRATION_KEY, GalleryRecords
 from faceindex.gallery.sealing import Sealer
-from faceindex.gallery.searcher import Searcher, SearchPolicy
-from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
+from faceindex.gallery.searcher import Expectations, Searcher, SearchPolicy
+from faceindex.gallery.store import SqliteStore
 from faceindex.io.image import ImageSource
 from faceindex.pipeline import Pipeline
 from faceindex.search import AggregationRule
 from faceindex.types import Identification, Verification
 
 
-class Gallery:
-    """A gallery bound to one embedding model; thread-safe; one per process or app."""
+class Gallery(GalleryRecords):
+    """A gallery bound to one embedding model; thread-safe; one per process or app.
+
+    Adds enrolment and search, which need the pipeline, to :class:`GalleryRecords`.
+    """
 
     def __init__(
         self,
@@ -56,8 +61,8 @@ class Gallery:
         keep_photos: bool | None = None,
         actor: str = "local",
     ) -> None:
+        super().__init__(store, actor=actor)
         s = settings or Settings()
-        self._store = store
         self._settings = s
         self._pipeline = pipeline
         self._threshold = threshold if threshold is not None else s.search.threshold
@@ -69,7 +74,6 @@ class Gallery:
         self._lock = threading.Lock()
         self._searcher: Searcher | None = None
         self._enroller: Enroller | None = None
-        self.records = People(store, actor=actor, on_erase=self._refresh_index)
 
     @classmethod
     def open(
@@ -82,33 +86,6 @@ class Gallery:
     ) -> Gallery:
         return cls(SqliteStore(path, sealer=Sealer(key)), pipeline, **options)
 
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- what it is ---------------------------------------------------------------------
-
-    @property
-    def path(self) -> Path:
-        return self._store.path
-
-    @property
-    def model_id(self) -> str | None:
-        """The embedding model of the gallery's templates (None while it has none)."""
-        return self._store.model_id
-
-    @property
-    def actor(self) -> str:
-        return self.records.actor
-
-    def current_actor(self) -> str:
-        return self.records.current_actor()
-
     @property
     def pipeline(self) -> Pipeline:
         with self._lock:
@@ -118,8 +95,9 @@ class Gallery:
 
     @property
     def threshold(self) -> float:
-        """The open-set identification threshold in force."""
-        return self.searcher.policy.threshold
+        """The open-set identification threshold in force (it rises with the gallery's size
+        when set from the embedder's impostor tail)."""
+        return self.searcher.threshold()
 
     @property
     def searcher(self) -> Searcher:
@@ -128,7 +106,9 @@ class Gallery:
             if self._searcher is None:
                 policy = SearchPolicy.for_pipeline(
                     pipeline,
+                    calibration=self._own_calibration_unlocked(pipeline),
                     threshold=self._threshold,
+                    target_fpir=self._settings.search.target_fpir,
                     margin=self.margin,
                     rule=self.rule,
                     top_k=self.top_k,
@@ -252,6 +232,41 @@ class Gallery:
         self.records.record("verify", person_id=person.id, decision=str(result.decision))
         return result
 
+    def expectations(self) -> Expectations:
+        """Expected FPIR/FNIR of this gallery at its threshold (``faceindex stats``)."""
+        cal = self._own_calibration()
+        genuine = cal.genuine if cal is not None and cal.genuine is not None else None
+        return self.searcher.expectations(genuine or self.pipeline.embedder.spec.genuine)
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """Store a calibration made on the user's photos (None: back to the shipped one).
+
+        It applies while the gallery's model is the one it was made with; parts it could
+        not support (None) keep the model's shipped values.
+        """
+        if calibration is not None:
+            migration.check_model(self._store.model_id, calibration.model_id)
+        value = None if calibration is None else json.dumps(calibration.to_dict())
+        with self._store.transaction() as conn:
+            self._store.set_meta(conn, CALIBRATION_KEY, value)
+            self._store.audit(
+                conn,
+                "calibrate",
+                actor=self.current_actor(),
+                details={} if calibration is None else calibration.to_dict(),
+            )
+        with self._lock:
+            self._searcher = None  # the next search uses the new decision
+            self._enroller = None
+
+    def _own_calibration_unlocked(self, pipeline: Pipeline) -> Calibration | None:
+        cal = self.calibration()
+        return cal if cal is not None and cal.model_id == pipeline.model_id else None
+
+    def _own_calibration(self) -> Calibration | None:
+        cal = self.calibration()
+        return cal if cal is not None and cal.model_id == self.pipeline.model_id else None
+
     def rebuild_index(self, backend: str | None = None) -> int:
         """Drop the index cache and rebuild it from the store; returns its size."""
         return self.searcher.rebuild(backend)
@@ -263,94 +278,4 @@ class Gallery:
             self._pipeline = pipeline
             self._searcher = None
             self._enroller = None
-        return n
-
-    # -- people and audit ---------------------------------------------------------------
-
-    def people(
-        self, *, search: str | None = None, offset: int = 0, limit: int = 100
-    ) -> list[Person]:
-        return self.records.find(search=search, offset=offset, limit=limit)
-
-    def person(self, ref: int | str) -> Person:
-        return self.records.get(ref)
-
-    def count_people(self, search: str | None = None) -> int:
-        return self.records.count(search=search)
-
-    def count_templates(self) -> int:
-        return self._store.count_templates()
-
-    def templates(self, ref: int | str) -> list[TemplateInfo]:
-        return self.records.templates(ref)
-
-    def kept_photo_ids(self, ref: int | str) -> set[int]:
-        """Ids of the person's photos whose bytes are kept (``keep_photos``)."""
-        return self._store.kept_photo_ids(self._store.person(ref).id)
-
-    def photo_bytes(self, photo_id: int) -> bytes | None:
-        """A kept photo's bytes (decrypted), or None when photos are not kept."""
-        return self._store.photo_bytes(photo_id)
-
-    def names(self, ids: list[int]) -> dict[int, str]:
-        return self.records.names(ids)
-
-    def create_person(
-        self,
-        name: str,
-        *,
-        external_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Person:
-        """Create a person with no templates yet (photos come with :meth:`enroll_person`)."""
-        return self.records.create(name, external_id=external_id, metadata=metadata)
-
-    def rename(self, ref: int | str, new_name: str) -> Person:
-        return self.update(ref, name=new_name)
-
-    def update(
-        self,
-        ref: int | str,
-        *,
-        name: str | None = None,
-        external_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Person:
-        """Change a person's name, external id and/or metadata in one transaction."""
-        return self.records.update(ref, name=name, external_id=external_id, metadata=metadata)
-
-    def remove(self, ref: int | str) -> int:
-        """Erase a person: every template, photo and index entry. Returns templates removed."""
-        return self.records.remove(ref)
-
-    def remove_template(self, template_id: int) -> None:
-        self.records.remove_template(template_id)
-
-    def record(
-        self,
-        action: str,
-        *,
-        person_id: int | None = None,
-        decision: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write one audit entry for an action done outside the gallery (e.g. anonymise)."""
-        self.records.record(action, person_id=person_id, decision=decision, details=details)
-
-    def audit(self, **filters: Any) -> list[dict[str, Any]]:
-        return self.records.audit(**filters)
-
-    # -- encryption at rest -------------------------------------------------------------
-
-    def key_ids(self) -> set[str | None]:
-        """The ids of the keys the stored templates and photos are sealed with (None = clear)."""
-        return self._store.key_ids()
-
-    def rekey(self, new_key: TemplateKey | None) -> int:
-        """Re-encrypt every template and kept photo with ``new_key`` (None = decrypt)."""
-        n = self._store.reseal(Sealer(new_key))
-        self.records.record(
-            "keys_rotate",
-            details={"templates": n, "key_id": None if new_key is None else new_key.key_id},
-        )
         return n

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from faceindex.embedding import TemplateConverter
 from faceindex.errors import ConflictError, EmbeddingModelMismatchError, NoFaceError
 from faceindex.gallery.enrolment import add_template
 from faceindex.gallery.store import SqliteStore
 from faceindex.io.image import load_image
 from faceindex.pipeline import Pipeline
-from faceindex.types import BBox, Face
+from faceindex.types import BBox, Embedding, Face
 
 
 def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
-    """Re-embed every template with ``pipeline``'s model; returns the templates written."""
+    """Move every template to ``pipeline``'s model; returns the templates written.
+
+    When the new embedder can convert the stored templates exactly (e.g. between fusion
+    weights), they are converted and no photo is needed; otherwise every kept photo is
+    embedded again.
+    """
+    converted = _convert(store, pipeline, actor=actor)
+    if converted is not None:
+        return converted
     sources = store.template_sources()
     missing = [t for t, _, photo, kept in sources if photo is None or not kept]
     if missing:
@@ -64,13 +73,47 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
     return len(new_rows)
 
 
+def _convert(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int | None:
+    old = store.model_id
+    embedder = pipeline.embedder
+    if old is None or not isinstance(embedder, TemplateConverter):
+        return None
+    vs = store.vectors()
+    vectors = embedder.convert(vs.vectors, old)
+    if vectors is None:
+        return None
+    infos = {t.id: t for pid in {int(p) for p in vs.person_ids} for t in store.templates(pid)}
+    with store.transaction() as conn:
+        store.delete_all_templates(conn)
+        store.unbind_model(conn)
+        for template_id, vector in zip(vs.template_ids, vectors, strict=True):
+            info = infos[int(template_id)]
+            store.add_template(
+                conn,
+                info.person_id,
+                Embedding(vector, pipeline.model_id),
+                photo_id=info.photo_id,
+                quality=info.quality,
+                bbox=info.bbox,
+            )
+        store.audit(
+            conn,
+            "reembed",
+            actor=actor,
+            details={"model_id": pipeline.model_id, "templates": len(vectors), "from": old},
+        )
+    store.checkpoint()
+    return len(vectors)
+
+
 def check_model(bound: str | None, model: str) -> None:
     """Refuse to mix a pipeline's embeddings into a gallery bound to another model."""
     if bound is not None and bound != model:
         raise EmbeddingModelMismatchError(
             f"this gallery holds {bound!r} templates but the pipeline makes "
-            f"{model!r} ones: use the gallery's model, or re-embed it "
-            "(needs the photos kept with --keep-photos)",
+            f"{model!r} ones: use the gallery's model (--embedder), or re-embed the "
+            "gallery with 'faceindex reembed' (fusion templates convert directly; other "
+            "models need the photos kept with --keep-photos)",
             gallery_model=bound,
             model=model,
         )

@@ -6,10 +6,15 @@ people never loads one. Every write is one transaction together with its audit e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
+from faceindex.calibration import Calibration
+from faceindex.crypto import TemplateKey
+from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
 
 #: Who is acting, for the audit log, when a front end serves several callers through one
@@ -155,3 +160,143 @@ class People:
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         return self.store.audit_events(**filters)
+
+
+#: The meta key under which a user's own calibration is stored.
+CALIBRATION_KEY = "calibration"
+
+
+class GalleryRecords:
+    """A gallery's people, audit log, calibration and keys: everything that needs no model.
+
+    :class:`~faceindex.gallery.gallery.Gallery` extends it with enrolment and search.
+    """
+
+    def __init__(self, store: SqliteStore, *, actor: str = "local") -> None:
+        self._store = store
+        self.records = People(store, actor=actor, on_erase=self._refresh_index)
+
+    def _refresh_index(self) -> None:
+        """Called after templates are erased (a gallery with an index drops them)."""
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what it is ---------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def model_id(self) -> str | None:
+        """The embedding model of the gallery's templates (None while it has none)."""
+        return self._store.model_id
+
+    @property
+    def actor(self) -> str:
+        return self.records.actor
+
+    def current_actor(self) -> str:
+        return self.records.current_actor()
+
+    def calibration(self) -> Calibration | None:
+        """The calibration stored with ``set_calibration`` (any model), if any."""
+        raw = self._store.meta(CALIBRATION_KEY)
+        return None if raw is None else Calibration.from_dict(json.loads(raw))
+
+    # -- people and audit ---------------------------------------------------------------
+
+    def people(
+        self, *, search: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[Person]:
+        return self.records.find(search=search, offset=offset, limit=limit)
+
+    def person(self, ref: int | str) -> Person:
+        return self.records.get(ref)
+
+    def count_people(self, search: str | None = None) -> int:
+        return self.records.count(search=search)
+
+    def count_templates(self) -> int:
+        return self._store.count_templates()
+
+    def templates(self, ref: int | str) -> list[TemplateInfo]:
+        return self.records.templates(ref)
+
+    def kept_photo_ids(self, ref: int | str) -> set[int]:
+        """Ids of the person's photos whose bytes are kept (``keep_photos``)."""
+        return self._store.kept_photo_ids(self._store.person(ref).id)
+
+    def photo_bytes(self, photo_id: int) -> bytes | None:
+        """A kept photo's bytes (decrypted), or None when photos are not kept."""
+        return self._store.photo_bytes(photo_id)
+
+    def names(self, ids: list[int]) -> dict[int, str]:
+        return self.records.names(ids)
+
+    def create_person(
+        self,
+        name: str,
+        *,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        """Create a person with no templates yet (photos come with :meth:`enroll_person`)."""
+        return self.records.create(name, external_id=external_id, metadata=metadata)
+
+    def rename(self, ref: int | str, new_name: str) -> Person:
+        return self.update(ref, name=new_name)
+
+    def update(
+        self,
+        ref: int | str,
+        *,
+        name: str | None = None,
+        external_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Person:
+        """Change a person's name, external id and/or metadata in one transaction."""
+        return self.records.update(ref, name=name, external_id=external_id, metadata=metadata)
+
+    def remove(self, ref: int | str) -> int:
+        """Erase a person: every template, photo and index entry. Returns templates removed."""
+        return self.records.remove(ref)
+
+    def remove_template(self, template_id: int) -> None:
+        self.records.remove_template(template_id)
+
+    def record(
+        self,
+        action: str,
+        *,
+        person_id: int | None = None,
+        decision: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one audit entry for an action done outside the gallery (e.g. anonymise)."""
+        self.records.record(action, person_id=person_id, decision=decision, details=details)
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.records.audit(**filters)
+
+    # -- encryption at rest -------------------------------------------------------------
+
+    def key_ids(self) -> set[str | None]:
+        """The ids of the keys the stored templates and photos are sealed with (None = clear)."""
+        return self._store.key_ids()
+
+    def rekey(self, new_key: TemplateKey | None) -> int:
+        """Re-encrypt every template and kept photo with ``new_key`` (None = decrypt)."""
+        n = self._store.reseal(Sealer(new_key))
+        self.records.record(
+            "keys_rotate",
+            details={"templates": n, "key_id": None if new_key is None else new_key.key_id},
+        )
+        return n

@@ -10,6 +10,7 @@ made by other processes are seen. The pure ranking and decision rules are in
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.calibration import Calibration, GenuineScores, ImpostorTail
 from faceindex.errors import InvalidInputError, NotFoundError
 from faceindex.gallery.store import SqliteStore
 from faceindex.index import VectorIndex, build_index
@@ -29,10 +31,14 @@ from faceindex.types import Identification, Match, Verification
 class SearchPolicy:
     """How faces are matched: the open-set decision and the index."""
 
-    #: Open-set identification threshold (the embedder's calibrated one by default).
-    threshold: float
     #: Verification threshold, for 1:1 checks against an enrolled person.
     verify_threshold: float
+    #: A fixed open-set threshold; ``None``: set from ``tail`` for the gallery's size.
+    threshold: float | None = None
+    #: The embedder's person-level impostor tail (see :mod:`faceindex.calibration`).
+    tail: ImpostorTail | None = None
+    #: The false positive identification rate the size-aware threshold holds.
+    target_fpir: float = 1e-2
     margin: float = 0.0
     rule: AggregationRule = AggregationRule.MEAN_TOP2
     top_k: int = 50
@@ -41,20 +47,61 @@ class SearchPolicy:
     #: Under ``auto``, galleries with at least this many templates are searched approximately.
     ann_from: int = 200_000
 
+    def threshold_for(self, people: int) -> float:
+        """The open-set threshold for a gallery of ``people`` enrolled people."""
+        if self.threshold is not None:
+            return self.threshold
+        if self.tail is not None:
+            # Never below the 1:1 threshold: naming someone on a score that would fail
+            # verification against them would surprise anyone (it only binds for a few
+            # people, where the FPIR target alone would allow a looser threshold).
+            return max(self.verify_threshold, self.tail.threshold(people, self.target_fpir))
+        return self.verify_threshold
+
     @classmethod
     def for_pipeline(
-        cls, pipeline: Pipeline, *, threshold: float | None, **options: Any
+        cls,
+        pipeline: Pipeline,
+        *,
+        threshold: float | None,
+        calibration: Calibration | None = None,
+        **options: Any,
     ) -> SearchPolicy:
-        """The policy for ``pipeline``'s model. The open-set threshold is ``threshold`` if
-        given, else the embedder's calibrated one, unless the verification threshold was
-        overridden (then that one: a user who moved it means it for both)."""
+        """The policy for ``pipeline``'s model.
+
+        The open-set threshold is ``threshold`` if given. Otherwise, when the user moved
+        the verification threshold, that one (they mean it for both); else the size-aware
+        threshold of the embedder's impostor tail; else its fixed identify threshold.
+        """
         spec = pipeline.embedder.spec
-        if threshold is None:
-            if pipeline.threshold != spec.threshold or spec.identify_threshold is None:
-                threshold = pipeline.threshold
-            else:
-                threshold = float(spec.identify_threshold)
-        return cls(threshold=threshold, verify_threshold=pipeline.threshold, **options)
+        tail = spec.impostor_tail
+        verify = pipeline.threshold
+        if threshold is None and pipeline.threshold != spec.threshold:
+            threshold = pipeline.threshold
+        elif calibration is not None:  # the user's own photos, where they supported it
+            verify = spec.threshold if calibration.threshold is None else calibration.threshold
+            tail = tail if calibration.tail is None else calibration.tail
+        if threshold is None and tail is None:
+            fixed = spec.identify_threshold
+            threshold = verify if fixed is None else float(fixed)
+        return cls(verify_threshold=verify, threshold=threshold, tail=tail, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What the decision in force should give on this gallery, from the model's calibration.
+
+    ``fpir``: share of strangers who get a name; ``fnir``: share of enrolled people's
+    photos left unnamed. ``None`` where the model has no calibration to say it from.
+    """
+
+    people: int
+    threshold: float
+    #: ``size-aware`` (from the impostor tail, for ``target_fpir``) or ``fixed``.
+    threshold_rule: str
+    target_fpir: float | None
+    fpir: float | None
+    fnir: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +109,8 @@ class _IndexState:
     index: VectorIndex
     owners: dict[int, int]
     last_seq: int
+    #: Templates per person, so the gallery's size is known without a query.
+    per_person: collections.Counter[int]
 
 
 class Searcher:
@@ -81,11 +130,34 @@ class Searcher:
         """Open-set decisions for ``(N, D)`` embeddings, people named."""
         arr = self._check(vectors)
         ranked_all = self.rank(arr)
+        threshold = self.threshold()
         decisions = [
-            decide(ranked, threshold=self.policy.threshold, margin=self.policy.margin)
-            for ranked in ranked_all
+            decide(ranked, threshold=threshold, margin=self.policy.margin) for ranked in ranked_all
         ]
         return self._named(decisions)
+
+    def people(self) -> int:
+        """How many people have at least one template (the gallery's size)."""
+        return len(self._sync().per_person)
+
+    def threshold(self) -> float:
+        """The open-set threshold in force for the gallery as it is now."""
+        return self.policy.threshold_for(self.people())
+
+    def expectations(self, genuine: GenuineScores | None = None) -> Expectations:
+        """Expected FPIR and FNIR of the gallery as it is now, at its threshold."""
+        people = self.people()
+        t = self.policy.threshold_for(people)
+        tail = self.policy.tail
+        size_aware = self.policy.threshold is None and tail is not None
+        return Expectations(
+            people=people,
+            threshold=t,
+            threshold_rule="size-aware" if size_aware else "fixed",
+            target_fpir=self.policy.target_fpir if size_aware else None,
+            fpir=None if tail is None else tail.fpir(t, people),
+            fnir=None if genuine is None else genuine.fnir(t),
+        )
 
     def verify(self, vector: np.ndarray, person_id: int) -> Verification:
         """1:1: the probe against every template of one person, aggregated by the rule."""
@@ -120,7 +192,7 @@ class Searcher:
             return ()
         if own is not None and other.similarity > own:
             return (f"closer_to_other_person:{other.person_id}",)
-        if own is None and other.similarity >= self.policy.threshold:
+        if own is None and other.similarity >= self.threshold():
             return (f"matches_other_person:{other.person_id}",)
         return ()
 
@@ -176,13 +248,18 @@ class Searcher:
                 if removed:
                     state.index.remove(np.array(removed, dtype=np.int64))
                     for t in removed:
-                        state.owners.pop(t, None)
+                        owner = state.owners.pop(t, None)
+                        if owner is not None:
+                            state.per_person[owner] -= 1
+                            if state.per_person[owner] <= 0:
+                                del state.per_person[owner]
                 if added:
                     fresh = self.store.vectors(added)
                     if len(fresh.template_ids):
                         state.index.add(fresh.template_ids, fresh.vectors)
                         for t, p in zip(fresh.template_ids, fresh.person_ids, strict=True):
                             state.owners[int(t)] = int(p)
+                            state.per_person[int(p)] += 1
                 if added or removed:
                     state = dataclasses.replace(state, last_seq=last)
             self._state = state
@@ -198,4 +275,5 @@ class Searcher:
         if len(vs.template_ids):
             index.add(vs.template_ids, vs.vectors)
         owners = {int(t): int(p) for t, p in zip(vs.template_ids, vs.person_ids, strict=True)}
-        return _IndexState(index=index, owners=owners, last_seq=vs.last_seq)
+        per_person = collections.Counter(owners.values())
+        return _IndexState(index=index, owners=owners, last_seq=vs.last_seq, per_person=per_person)

@@ -82,6 +82,13 @@ class SqliteStore(PersonTable, TemplateTable):
         """The embedding model this gallery's templates come from (None while empty)."""
         return self.meta("model_id")
 
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str | None) -> None:
+        """Set (or with None, delete) one meta value inside a write transaction."""
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def key_ids(self) -> set[str | None]:
         rows = self._query(
             "SELECT DISTINCT key_id FROM templates UNION SELECT DISTINCT data_key_id FROM photos"

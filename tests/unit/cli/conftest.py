@@ -8,6 +8,7 @@ so every command runs end to end in milliseconds, with no model loaded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from faceindex.config import GallerySettings
 from faceindex.testing.synthetic import synthetic_photo_bytes
 
 
+@functools.cache
+def _png(people: tuple[int, ...], variant: int = 0) -> bytes:
+    """Each synthetic photo is drawn and encoded once per test session (~10 ms each)."""
+    return synthetic_photo_bytes(list(people), variant=variant)
+
+
 @pytest.fixture()
 def photos(tmp_path: Path) -> Photos:
     root = tmp_path / "photos"
@@ -28,11 +35,11 @@ def photos(tmp_path: Path) -> Photos:
         (people / f"p{person}").mkdir(parents=True)
         for variant in range(3):
             path = people / f"p{person}" / f"{variant}.png"
-            path.write_bytes(synthetic_photo_bytes([person], variant=variant))
+            path.write_bytes(_png((person,), variant))
     two, stranger, blank, broken = (root / n for n in ("two.png", "s.png", "b.png", "x.jpg"))
-    two.write_bytes(synthetic_photo_bytes([1, 2], variant=5))
-    stranger.write_bytes(synthetic_photo_bytes([9]))
-    blank.write_bytes(synthetic_photo_bytes([]))
+    two.write_bytes(_png((1, 2), 5))
+    stranger.write_bytes(_png((9,)))
+    blank.write_bytes(_png(()))
     broken.write_bytes(b"not an image at all")
     return Photos(root, people, two, stranger, blank, broken)
 

@@ -147,3 +147,17 @@ def test_broken_gallery_is_a_storage_error(cli: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_text("garbage" * 100)
     assert cli("people", "list", "--gallery", bad).code == 9
+
+
+def test_stats(cli: Run, photos: Photos) -> None:
+    cli("enroll", "Ann", photos.of(1, 0))
+    cli("enroll", "Bob", photos.of(2, 0))
+    r = cli("stats", "--json")
+    assert r.code == 0
+    assert r.json["people"] == 2 and r.json["templates"] == 2 and r.json["model"] == "fake-v1"
+    # The fake model ships a fixed threshold and no calibration: nothing is promised.
+    assert r.json["threshold_rule"] == "fixed" and r.json["threshold"] == 0.9
+    assert r.json["expected_fpir"] is None and r.json["expected_fnir"] is None
+    text = cli("stats").out
+    assert "2 people, 2 templates, model fake-v1" in text and "threshold 0.9000 (fixed)" in text
+    assert "unknown (no calibration for this model)" in text

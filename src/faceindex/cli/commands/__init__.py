@@ -14,6 +14,7 @@ MODULES: tuple[str, ...] = (
     "detect",
     "verify",
     "gallery",
+    "stats",
     "eval",
     "audit",
     "apikeys",

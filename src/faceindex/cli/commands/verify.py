@@ -11,6 +11,8 @@ from faceindex.cli.exit_codes import NO_MATCH, OK, PARTIAL_FAILURE
 from faceindex.cli.options import Subparsers, add_model_options
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from faceindex.errors import FaceIndexError
     from faceindex.types import Embedding, Verification
 
@@ -47,25 +49,33 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Each pair's line, in the CSV's order; each distinct photo is embedded once.
+
+    A photo is decoded, detected and embedded the first time a pair names it, and its
+    embedding, or its error, is kept for every later pair (keyed by the photo's path, so
+    ``p/x.jpg`` and ``p/./x.jpg`` are one photo): N pairs over M photos cost M
+    embeddings, and each line is written as soon as its pair is compared.
+    """
     from faceindex.errors import FaceIndexError, InvalidInputError
     from faceindex.io.pairs import read_pairs
 
     pairs = read_pairs(args.pairs, root=args.root)
     pipeline = ctx.pipeline
-    cache: dict[str, Embedding | FaceIndexError] = {}
+    cache: dict[Path, Embedding | FaceIndexError] = {}
 
     def embedding_of(name: str, line: int) -> Embedding:
         if not name:
             raise InvalidInputError(f"line {line}: empty path", line=line)
-        if name not in cache:
+        path = pairs.resolve(name)
+        if path not in cache:
             try:
-                face = pipeline.largest_face(pairs.resolve(name))
+                face = pipeline.largest_face(path)
                 if face.embedding is None:
                     raise InvalidInputError(f"{name}: face could not be embedded")
-                cache[name] = face.embedding
+                cache[path] = face.embedding
             except FaceIndexError as exc:
-                cache[name] = exc
-        value = cache[name]
+                cache[path] = exc
+        value = cache[path]
         if isinstance(value, FaceIndexError):
             raise value
         return value
