@@ -91,7 +91,7 @@ export function spinner(label = "Working") {
 
 const REASONS = {
   no_face: "No face was found in this photo.",
-  several_faces: "More than one face is in this photo; use a photo of this person alone.",
+  several_faces: "More than one face of similar size is in this photo; use one where this person's face is clearly the main one.",
   multiple_faces: "More than one face is in this photo; use a photo of this person alone.",
   too_small: "The face is too small; use a closer or larger photo.",
   blurry: "The photo is blurry; use a sharper one.",
@@ -133,6 +133,13 @@ export function flagText(flag) {
       link,
       "). Check it is the right person.",
     ];
+  }
+  if (kind === "ignored_faces") {
+    const n = Number(id) || 0;
+    return [`The main face was enrolled; ${n} smaller face${n === 1 ? "" : "s"} in the background ${n === 1 ? "was" : "were"} ignored.`];
+  }
+  if (kind === "crop_fallback") {
+    return ["No face was detected, so the whole image was taken as a tight face crop."];
   }
   return [reasonText(kind)];
 }
