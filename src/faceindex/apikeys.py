@@ -35,7 +35,7 @@ from typing import Any
 
 from faceindex import auditlog
 from faceindex.db import immediate_transaction, migrate, now
-from faceindex.errors import InvalidInputError, NotFoundError, StorageError
+from faceindex.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,23 @@ _COLUMNS = "id, name, scopes, created_at, last_used_at, revoked_at"
 def create_key(
     conn: sqlite3.Connection, name: str, scopes: str | Iterable[str]
 ) -> tuple[ApiKey, str]:
-    """Store a new key; returns its record and its secret (shown once, never stored)."""
+    """Store a new key; returns its record and its secret (shown once, never stored).
+
+    A key's name is unique among the active keys (the audit log names the key that acted
+    by it): another active key of that name is a :class:`ConflictError`. A revoked key's
+    name may be used again. Call inside a write transaction, so the check holds.
+    """
     clean = _validate_name(name)
     granted = parse_scopes(scopes)
+    taken = conn.execute(
+        "SELECT id FROM api_keys WHERE name = ? AND revoked_at IS NULL", (clean,)
+    ).fetchall()
+    if taken:
+        raise ConflictError(
+            f"an active API key named {clean!r} already exists (#{taken[0][0]}); "
+            "choose another name or revoke that key first",
+            name=clean,
+        )
     secret = new_secret()
     cur = conn.execute(
         "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES (?, ?, ?, ?)",
@@ -296,18 +310,27 @@ class KeyRing:
         except (StorageError, sqlite3.DatabaseError) as exc:  # bookkeeping only: never fail auth
             log.debug("could not record the use of API key #%d: %s", key_id, exc)
 
-    def create(self, name: str, scopes: str | Iterable[str]) -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, scopes: str | Iterable[str], *, actor: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; ``actor`` is who did it, for the audit log (default: the ring's
+        ``actor``; the REST API passes the calling key, ``key:<name>``)."""
         with self._write() as conn:
             key, secret = create_key(conn, name, scopes)
-            auditlog.append(conn, "api_key_create", actor=self.actor, details={"key_id": key.id})
+            auditlog.append(
+                conn, "api_key_create", actor=actor or self.actor, details={"key_id": key.id}
+            )
         return key, secret
 
     def keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
         with self._read() as conn:
             return list_keys(conn, include_revoked=include_revoked)
 
-    def revoke(self, key_id: int) -> ApiKey:
+    def revoke(self, key_id: int, *, actor: str | None = None) -> ApiKey:
+        """Revoke a key; ``actor`` as for :meth:`create`."""
         with self._write() as conn:
             key = revoke_key(conn, key_id)
-            auditlog.append(conn, "api_key_revoke", actor=self.actor, details={"key_id": key_id})
+            auditlog.append(
+                conn, "api_key_revoke", actor=actor or self.actor, details={"key_id": key_id}
+            )
         return key

@@ -7,11 +7,24 @@ environment (prefix ``FACEINDEX_``), and bad values fail there, at start-up.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from faceindex.errors import ConfigError
+
+
+def _check_similarity(name: str, value: float | None) -> None:
+    """A cosine-similarity threshold: ``None`` or a finite number in [-1, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, got {value!r}", setting=name)
+    if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise ConfigError(
+            f"{name} must be a cosine similarity from -1 to 1, got {value!r}", setting=name
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +50,9 @@ class EmbeddingSettings:
     #: benchmarks/calibrate.py): EER 0.0160 -> 0.0150 for fusion, at twice the embedding
     #: cost, so it is off by default. The calibrated thresholds hold for both.
     flip: bool = False
+
+    def __post_init__(self) -> None:
+        _check_similarity("embedding threshold", self.threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +89,11 @@ class SearchSettings:
     top_k: int = 50
 
     def __post_init__(self) -> None:
+        _check_similarity("search threshold", self.threshold)
+        if not (isinstance(self.margin, int | float) and math.isfinite(self.margin)) or not (
+            0.0 <= self.margin <= 2.0
+        ):
+            raise ConfigError(f"search margin must be from 0 to 2, got {self.margin!r}")
         if self.rule not in ("mean-top2", "max"):
             raise ConfigError(f"unknown aggregation rule {self.rule!r}; valid: mean-top2, max")
         if self.top_k < 1:

@@ -9,10 +9,13 @@ This module knows no table: each table module brings its own numbered migrations
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +25,53 @@ from faceindex.errors import StorageError
 def now() -> str:
     """The current UTC time as stored in every table (ISO 8601, microseconds)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+#: Modes of what faceindex creates: the database holds biometric data, so only its owner
+#: may read it. SQLite creates the -wal and -shm files with the database file's mode.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def create_private(path: Path) -> bool:
+    """Create ``path`` (and its missing folders) readable by its owner alone.
+
+    The modes are set explicitly (``fchmod``/``chmod``), so they do not depend on the
+    umask. An existing file or folder is left as it is. Returns whether the file was new.
+    """
+    missing = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(made, PRIVATE_DIR_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return True
+
+
+def readable_by_others(path: Path) -> list[Path]:
+    """The database file and its -wal/-shm companions that group or others may access."""
+    found = []
+    for candidate in (path, wal_path(path), path.with_name(path.name + "-shm")):
+        try:
+            mode = candidate.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(mode) & 0o077:
+            found.append(candidate)
+    return found
 
 
 def connect(path: Path, *, timeout_s: float = 30.0) -> sqlite3.Connection:
@@ -71,7 +121,55 @@ def immediate_transaction(
                 raise StorageError(f"commit failed: {exc}") from exc
 
 
-def migrate(conn: sqlite3.Connection, scripts: Sequence[str], *, component: str) -> int:
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The result row of ``PRAGMA wal_checkpoint(TRUNCATE)`` and the WAL's size after it."""
+
+    busy: bool  # a reader or writer stopped the checkpoint from finishing
+    log_frames: int  # frames in the WAL (-1 when not in WAL mode)
+    checkpointed: int  # frames copied into the database file
+    wal_bytes: int  # the -wal file's size afterwards (0 when absent)
+
+    @property
+    def complete(self) -> bool:
+        """Every frame is in the database file and the WAL is truncated to nothing."""
+        return not self.busy and self.log_frames == self.checkpointed and self.wal_bytes == 0
+
+
+def wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def checkpoint_truncate(conn: sqlite3.Connection, path: Path) -> Checkpoint:
+    """Fold the WAL into the database file and truncate it, without waiting on readers.
+
+    A reader holding a read transaction keeps the WAL's frames alive; instead of sleeping
+    in the busy handler (up to the busy timeout) this returns at once with ``busy`` set,
+    so the caller can record the work as pending and retry later.
+    """
+    timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError:  # locked: the same as a busy result
+        row = (1, -1, -1)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {timeout}")
+    wal = wal_path(path)
+    try:
+        size = wal.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    return Checkpoint(bool(row[0]), int(row[1]), int(row[2]), size)
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    scripts: Sequence[str],
+    *,
+    component: str,
+    rebuilds: Collection[int] = (),
+) -> int:
     """Bring ``component``'s tables to version ``len(scripts)``; returns the version found.
 
     Each migration runs in one ``BEGIN IMMEDIATE`` transaction together with its version
@@ -79,6 +177,11 @@ def migrate(conn: sqlite3.Connection, scripts: Sequence[str], *, component: str)
     than this code knows is refused rather than guessed at. The gallery keeps its version
     in ``PRAGMA user_version`` (as every release has); other components in a
     ``schema_versions`` row of their own, so each table module migrates independently.
+
+    The versions in ``rebuilds`` rebuild tables (SQLite's 12-step create-copy-drop-rename):
+    they run with foreign keys off (a pragma that cannot change inside a transaction, so it
+    is switched around it, and back on afterwards) and ``PRAGMA foreign_key_check`` must
+    find nothing before their commit.
     """
     known = len(scripts)
     found = _version(conn, component)
@@ -88,20 +191,40 @@ def migrate(conn: sqlite3.Connection, scripts: Sequence[str], *, component: str)
             f"knows ({known}): upgrade faceindex"
         )
     for version in range(found + 1, known + 1):
-        conn.execute("BEGIN IMMEDIATE")
+        rebuild = version in rebuilds
+        if rebuild:
+            conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            # Re-read under the write lock: another process may have migrated meanwhile.
-            if _version(conn, component) >= version:
-                conn.execute("COMMIT")
-                continue
-            for statement in split_statements(scripts[version - 1]):
-                conn.execute(statement)
-            _set_version(conn, component, version)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            _run_one(conn, scripts[version - 1], component, version, check_keys=rebuild)
+        finally:
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys = ON")
     return found
+
+
+def _run_one(
+    conn: sqlite3.Connection, script: str, component: str, version: int, *, check_keys: bool
+) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        if _version(conn, component) >= version:
+            conn.execute("COMMIT")
+            return
+        for statement in split_statements(script):
+            conn.execute(statement)
+        if check_keys:
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StorageError(
+                    f"the {component} migration to version {version} would break "
+                    f"{len(broken)} foreign key(s), e.g. {tuple(broken[0])}: nothing was changed"
+                )
+        _set_version(conn, component, version)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _version(conn: sqlite3.Connection, component: str) -> int:

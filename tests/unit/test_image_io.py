@@ -120,7 +120,7 @@ def test_non_image_empty_and_missing(tmp_path: Path) -> None:
         load_image(empty)
     with pytest.raises(NotFoundError, match=r"missing\.png"):
         load_image(tmp_path / "missing.png")
-    with pytest.raises(InvalidInputError, match="not a regular file"):
+    with pytest.raises(InvalidInputError, match="is a folder"):
         load_image(tmp_path)
     with pytest.raises(InvalidInputError, match="unsupported"):
         load_image(12345)  # type: ignore[arg-type]

@@ -27,6 +27,11 @@ from faceindex import __version__
 from faceindex.api import errors
 from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.routes import admin, monitors, people, recognition, system
+from faceindex.api.security import (
+    BodyTimeoutMiddleware,
+    HostOriginMiddleware,
+    SecurityHeadersMiddleware,
+)
 from faceindex.api.settings import ApiSettings
 from faceindex.api.state import Services
 from faceindex.api.uploads import BodyLimitMiddleware
@@ -53,7 +58,9 @@ keys); admin implies write implies read.
 **Errors** have the body `{"error": {"code", "message", "details"}}`: 401/403 auth,
 404 not found, 409 conflict, 413 too large, 415 unsupported body type, 422 invalid
 request or image (`validation_error`, `image_decode_error`, `no_face`, ...), 429 rate
-limited, 5xx server side.
+limited, 5xx server side. 400 for a Host name the server does not answer to, 403 for a
+cross-origin POST/PATCH/DELETE (an `Origin` header that is not the server's own), 408 when a
+request body is not received within the body timeout.
 """
 
 
@@ -188,7 +195,12 @@ def create_app(
     )
     app.state.services = None
     errors.install(app)
+    # The last added runs first: headers on every answer, then Host and Origin, then the
+    # body's time and size limits.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
+    app.add_middleware(HostOriginMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     for module in (system, recognition, people, admin, monitors):
         app.include_router(module.router, prefix=API_PREFIX)
     static = settings.static_dir or packaged_static_dir()

@@ -6,7 +6,11 @@ stable ``code``; no traceback ever reaches a client.
 - 401 ``unauthorized``: no API key, or an unknown or revoked one;
 - 403 ``forbidden``: the key lacks the scope the endpoint needs;
 - 404 ``not_found``: no such person, face, key, kept photo or route;
+- 400 ``bad_request``: a Host name the server does not answer to (DNS rebinding);
+- 403 ``forbidden``: also a cross-origin POST, PUT, PATCH or DELETE (a browser's ``Origin``
+  that is not the server's own);
 - 405 ``method_not_allowed``: wrong HTTP method for the route;
+- 408 ``request_timeout``: the request body did not arrive within ``body_timeout_s``;
 - 409 ``conflict``, ``embedding_model_mismatch``: duplicate name or external id, mixed models;
 - 413 ``image_too_large``: an image over the byte or pixel limit; ``request_too_large``: a
   body over the request limit;
@@ -24,6 +28,9 @@ stable ``code``; no traceback ever reaches a client.
 422 is used for every request that is well-formed HTTP but whose content cannot be used,
 so a client needs one rule: fix the request. (Enrolment photos with no face, several faces
 or low quality are not errors: they are per-photo rejections in a 200 answer.)
+
+No message quotes the database: a clause with SQLite's own words (``UNIQUE constraint
+failed: persons.name``) is cut from any error's message before it is sent (and logged).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceindex import errors
+from faceindex.api.headers import security_headers
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ _HTTP_CODES: dict[int, str] = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -70,8 +79,12 @@ _HTTP_CODES: dict[int, str] = {
 }
 
 
-class ApiError(Exception):
-    """An error of the HTTP layer (auth, rate limit, body format) with its status and code."""
+class ApiError(StarletteHTTPException):
+    """An error of the HTTP layer (auth, rate limit, body format) with its status and code.
+
+    An HTTP exception, so that one raised while FastAPI reads a body (by the body-size and
+    body-time middleware) keeps its status instead of becoming FastAPI's generic 400.
+    """
 
     def __init__(
         self,
@@ -82,7 +95,7 @@ class ApiError(Exception):
         details: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(status, message, dict(headers or {}))
         self.status = status
         self.code = code
         self.message = message
@@ -136,7 +149,32 @@ async def _faceindex_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.StorageError):
         # The store's messages name server paths and SQL: keep them in the log.
         return error_response(status, exc.code, "the gallery store is unavailable; try again")
+    if _quotes_database(exc.message):
+        # The store quoted SQLite's own message (``UNIQUE constraint failed: persons.name``,
+        # as 409 conflicts did): log it, answer with the store's own words only. The fix
+        # belongs at the source (the gallery's tables); this guard keeps it off the wire.
+        log.info("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(status, exc.code, _without_database_text(exc.message))
     return error_response(status, exc.code, exc.message, exc.details)
+
+
+#: Fragments of SQLite's messages (``UNIQUE constraint failed: persons.name``, ...).
+_DATABASE_TEXT = ("constraint failed", "sqlite", "no such table", "no such column", "syntax error")
+
+
+def _quotes_database(message: str) -> bool:
+    lowered = message.lower()
+    return any(fragment in lowered for fragment in _DATABASE_TEXT)
+
+
+def _without_database_text(message: str) -> str:
+    """The message up to the clause quoting the database (``"x: UNIQUE ..."`` -> ``"x"``)."""
+    kept: list[str] = []
+    for clause in message.split(": "):
+        if _quotes_database(clause):
+            break
+        kept.append(clause)
+    return ": ".join(kept).strip() or "the request conflicts with the gallery's contents"
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -164,7 +202,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
+    # Answered by Starlette's outermost middleware, outside SecurityHeadersMiddleware.
+    return error_response(
+        500, "internal_error", "internal server error", headers=security_headers(request.url.path)
+    )
 
 
 def install(app: FastAPI) -> None:

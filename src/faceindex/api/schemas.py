@@ -2,13 +2,18 @@
 
 Each ``from_*`` helper converts one core type, so the JSON contract is written down in one
 place and core types never learn about HTTP.
+
+Request models derive from :class:`Input`: no text anywhere in them (nested metadata
+included) may hold a lone UTF-16 surrogate (``"\\ud800"`` in JSON, which Python's parser
+accepts but no database or UTF-8 writer can store), and ids are strict integers (JSON
+``true`` is not person 1).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from faceindex.gallery import Person as CorePerson
 from faceindex.gallery import PhotoOutcome
@@ -20,6 +25,32 @@ MAX_ID = 2**63 - 1
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def has_surrogate(value: Any) -> bool:
+    """Whether a string, or any key or string inside dicts and lists, has a lone surrogate."""
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(has_surrogate(k) or has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_surrogate(v) for v in value)
+    return False
+
+
+class Input(_Wire):
+    """A request body: text without lone surrogates (422 ``validation_error``)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_surrogates(cls, value: Any) -> Any:
+        if has_surrogate(value):
+            raise ValueError("text must be valid Unicode (it holds a lone UTF-16 surrogate)")
+        return value
+
+
+#: An id in a JSON body: an integer, never a boolean, float or numeric string.
+WireId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -155,7 +186,7 @@ class IdentifyResponse(_Wire):
     height: int
 
 
-class DetectJson(_Wire):
+class DetectJson(Input):
     image_base64: str = Field(description="the image file, base64 (a data: URL prefix is fine)")
 
 
@@ -163,11 +194,11 @@ class IdentifyJson(DetectJson):
     pass
 
 
-class VerifyJson(_Wire):
+class VerifyJson(Input):
     image_a_base64: str | None = None
     image_b_base64: str | None = None
     image_base64: str | None = None
-    person_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    person_id: WireId | None = None
 
 
 # -- people -------------------------------------------------------------------------------
@@ -195,13 +226,13 @@ class PeoplePage(_Wire):
     limit: int
 
 
-class PersonCreate(_Wire):
+class PersonCreate(Input):
     name: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     metadata: dict[str, Any] | None = None
 
 
-class PersonPatch(_Wire):
+class PersonPatch(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="null or absent: unchanged"
@@ -281,7 +312,7 @@ class ApiKeyList(_Wire):
     items: list[ApiKeyInfo]
 
 
-class ApiKeyCreate(_Wire):
+class ApiKeyCreate(Input):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[ScopeName] = Field(min_length=1)
 

@@ -213,6 +213,8 @@ async def read_image_body(
             form = await request.form(
                 max_files=settings.max_files, max_fields=max(10, len(text_fields) + 5)
             )
+        except ApiError:  # the body-size or body-time limit, while the parts stream in
+            raise
         except StarletteHTTPException as exc:  # malformed multipart, too many parts
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": str(exc.detail), "type": "multipart_invalid"}]

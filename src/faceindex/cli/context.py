@@ -27,7 +27,7 @@ from faceindex.cli.output import Output
 if TYPE_CHECKING:
     from faceindex.apikeys import KeyRing
     from faceindex.config import Settings
-    from faceindex.gallery import Gallery
+    from faceindex.gallery import Gallery, Person
     from faceindex.pipeline import Pipeline
 
 
@@ -101,19 +101,48 @@ class CliContext:
         ``options`` go to :func:`faceindex.gallery.open_gallery`.
         """
         if self._gallery is None:
-            from faceindex.errors import NotFoundError
+            from faceindex.errors import NotFoundError, StorageError
             from faceindex.gallery import open_gallery
 
             path = self.gallery_path
             if must_exist and not path.is_file():
                 raise NotFoundError(f"{path}: no such gallery", path=str(path))
-            self._gallery = open_gallery(
-                path,
-                settings=self.settings,
-                pipeline=pipeline if pipeline is not None else self._pipeline,
-                **options,
-            )
+            try:
+                self._gallery = open_gallery(
+                    path,
+                    settings=self.settings,
+                    pipeline=pipeline if pipeline is not None else self._pipeline,
+                    **options,
+                )
+            except OSError as exc:  # its folder cannot be made or read: a storage problem
+                reason = exc.strerror or str(exc)
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise StorageError(
+                    f"{path}: cannot open the gallery: {reason}{where}", path=str(path)
+                ) from exc
         return self._gallery
+
+    def person(self, text: str) -> Person:
+        """The person a command-line reference names (:func:`~.options.person_ref`):
+        ``#2`` is the id 2 and nothing else, ``name:X`` and plain text are names only."""
+        from faceindex.cli.options import NAME_PREFIX, person_ref
+        from faceindex.errors import NotFoundError
+
+        ref = person_ref(text)
+        gallery = self.gallery()
+        if isinstance(ref, int):
+            try:
+                return gallery.person(ref)
+            except NotFoundError:
+                raise NotFoundError(
+                    f"no person #{ref} in the gallery (#N is always an id; for a person "
+                    f"named {text.strip()!r}, write {NAME_PREFIX}{text.strip()})",
+                    person=text,
+                ) from None
+        person = gallery.person(ref)
+        if person.name != ref.strip():  # the store falls back to an id for "#N" names
+            raise NotFoundError(f"no person named {ref!r} in the gallery", person=ref)
+        return person
 
     def keyring(self, *, must_exist: bool = False) -> KeyRing:
         """The REST API keys, kept in the gallery's file (opened with the gallery, so that

@@ -19,7 +19,7 @@ from faceindex.cli.commands import MODULES
 from faceindex.cli.context import CliContext, ContextFactory, Handler
 from faceindex.cli.exit_codes import INTERNAL, exit_code_for
 from faceindex.cli.output import Output
-from faceindex.errors import FaceIndexError
+from faceindex.errors import FaceIndexError, StorageError
 
 log = logging.getLogger("faceindex.cli")
 
@@ -71,10 +71,33 @@ def main(
         return 130
     except BrokenPipeError:
         return 0
-    except Exception:  # a bug: say so plainly, keep the traceback for -v
+    except OSError as exc:  # the file system refused (permissions, read-only, full disk)
+        log.debug("storage error", exc_info=True)
+        reason = exc.strerror or str(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        error = StorageError(f"{where}{reason}")
+        out.error(error)
+        return exit_code_for(error)
+    except Exception as exc:
+        if _is_storage_failure(exc):  # e.g. a read-only gallery refusing a write
+            log.debug("storage error", exc_info=True)
+            error = StorageError(f"the gallery database refused the operation: {exc}")
+            out.error(error)
+            return exit_code_for(error)
+        # a bug: say so plainly, keep the traceback for -v
         log.exception("internal error")
         out.note("faceindex: internal error (run with -v for details)")
         return INTERNAL
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """SQLite's own failures of the file (read-only, locked, disk full or I/O error,
+    damaged file): not bugs. Looked up in ``sys.modules`` so that ``--help`` does not
+    import sqlite3; an error of it can only exist once it is imported."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None:
+        return False
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,11 +9,79 @@ Nothing here imports more than argparse.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from typing import Any
 
 #: The type of ``ArgumentParser.add_subparsers()``'s result (argparse does not name it
 #: publicly); every ``register(subparsers)`` of :mod:`faceindex.cli.commands` takes one.
 Subparsers = Any
+
+
+# -- argument types (argparse turns their ArgumentTypeError into a usage error, exit 2) --
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def cosine(text: str) -> float:
+    """A cosine-similarity threshold: a finite number in [-1, 1]."""
+    value = _finite(text)
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a cosine similarity (a number from -1 to 1)"
+        )
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A finite number >= 0 (seconds, margins)."""
+    value = _finite(text)
+    if value < 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def count(text: str) -> int:
+    """An integer >= 0 (``--offset``, ``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+#: ``#`` and digits: always a person's id on the command line.
+_ID_REF = re.compile(r"#([0-9]+)")
+#: The escape for a person whose name itself looks like an id (``name:#2``).
+NAME_PREFIX = "name:"
+PERSON_HELP = f"#ID (always an id), a name, or {NAME_PREFIX}NAME (a name taken literally)"
+
+
+def person_ref(text: str) -> int | str:
+    """A person reference of the command line: ``#2`` is the id 2, always (even if some
+    person is named "#2"); ``name:#2`` is the name "#2"; anything else is a name."""
+    ref = text.strip()
+    match = _ID_REF.fullmatch(ref)
+    if match:
+        return int(match.group(1))
+    if ref.startswith(NAME_PREFIX):
+        return ref[len(NAME_PREFIX) :]
+    return ref
+
+
+def looks_like_id(name: str) -> bool:
+    """Whether ``name`` reads as an id reference (``#`` and digits)."""
+    return _ID_REF.fullmatch(name.strip()) is not None
 
 
 def add_json_option(p: argparse.ArgumentParser, help: str = "JSON on stdout") -> None:
@@ -27,7 +95,9 @@ def add_model_options(p: argparse.ArgumentParser, *, embedder: bool, json: bool 
     p.add_argument("--min-face", type=int, metavar="PX", help="smallest face, in pixels")
     if embedder:
         p.add_argument("--embedder", help="embedder: fusion (default), sface, dlib-resnet")
-        p.add_argument("--threshold", type=float, help="match threshold (cosine similarity)")
+        p.add_argument(
+            "--threshold", type=cosine, help="match threshold (cosine similarity, -1 to 1)"
+        )
         p.add_argument(
             "--flip",
             action="store_true",

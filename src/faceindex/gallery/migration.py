@@ -60,6 +60,7 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
             new_rows.append((info.person_id, photo_id, pipeline.embed_faces(rgb, [face])[0]))
     with store.transaction() as conn:
         store.delete_all_templates(conn)
+        store.add_pending_erasure(conn, "reembed")
         store.unbind_model(conn)
         for person_id, photo_id, face in new_rows:
             add_template(store, conn, person_id, photo_id, face)
@@ -69,7 +70,7 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
             actor=actor,
             details={"model_id": pipeline.model_id, "templates": len(new_rows)},
         )
-    store.checkpoint()
+    store.finish_erasures()
     return len(new_rows)
 
 
@@ -85,6 +86,7 @@ def _convert(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int | Non
     infos = {t.id: t for pid in {int(p) for p in vs.person_ids} for t in store.templates(pid)}
     with store.transaction() as conn:
         store.delete_all_templates(conn)
+        store.add_pending_erasure(conn, "reembed")
         store.unbind_model(conn)
         for template_id, vector in zip(vs.template_ids, vectors, strict=True):
             info = infos[int(template_id)]
@@ -102,7 +104,7 @@ def _convert(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int | Non
             actor=actor,
             details={"model_id": pipeline.model_id, "templates": len(vectors), "from": old},
         )
-    store.checkpoint()
+    store.finish_erasures()
     return len(vectors)
 
 

@@ -10,12 +10,15 @@ import json
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from faceindex.calibration import Calibration
 from faceindex.crypto import TemplateKey
 from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
+
+if TYPE_CHECKING:
+    from faceindex.gallery.integrity import CheckReport
 
 #: Who is acting, for the audit log, when a front end serves several callers through one
 #: gallery (the REST API sets it per request); falls back to the gallery's ``actor``.
@@ -106,10 +109,15 @@ class People:
         return self.store.person(person.id)
 
     def remove(self, ref: int | str) -> int:
-        """Erase a person: every template, photo and index entry. Returns templates removed."""
+        """Erase a person: every template, photo and index entry. Returns templates removed.
+
+        Whether the erased data has also left the WAL (it cannot while another connection
+        reads an old snapshot) is :meth:`pending_erasures`; the next write finishes it.
+        """
         person = self.store.person(ref)
         with self.store.transaction() as conn:
             n = self.store.delete_person(conn, person.id)
+            self.store.add_pending_erasure(conn, "delete", person_id=person.id)
             self.store.audit(
                 conn,
                 "delete",
@@ -123,6 +131,9 @@ class People:
     def remove_template(self, template_id: int) -> None:
         with self.store.transaction() as conn:
             person_id = self.store.delete_template(conn, template_id)
+            self.store.add_pending_erasure(
+                conn, "delete_template", person_id=person_id, template_id=template_id
+            )
             self.store.audit(
                 conn,
                 "delete_template",
@@ -132,8 +143,27 @@ class People:
             )
         self._erased()
 
+    def seal_clear(self) -> tuple[int, int]:
+        """Seal plaintext templates and kept photos with the store's key (see sealing)."""
+        if self.store.sealer.key is None or not self.store.has_clear_blobs():
+            return 0, 0
+        with self.store.transaction() as conn:
+            templates, photos = self.store.seal_clear(conn)
+            if templates or photos:
+                self.store.audit(
+                    conn,
+                    "keys_seal",
+                    actor=self.current_actor(),
+                    details={
+                        "templates": templates,
+                        "photos": photos,
+                        "key_id": self.store.sealer.key_id,
+                    },
+                )
+        return templates, photos
+
     def _erased(self) -> None:
-        self.store.checkpoint()  # fold the WAL so no erased vector lingers in it
+        self.store.finish_erasures()  # truncate the WAL so no erased vector lingers in it
         if self._on_erase is not None:
             self._on_erase()
 
@@ -175,6 +205,11 @@ class GalleryRecords:
     def __init__(self, store: SqliteStore, *, actor: str = "local") -> None:
         self._store = store
         self.records = People(store, actor=actor, on_erase=self._refresh_index)
+        try:  # a gallery opened with a key keeps nothing in the clear (see sealing)
+            self.records.seal_clear()
+        except BaseException:
+            store.close()
+            raise
 
     def _refresh_index(self) -> None:
         """Called after templates are erased (a gallery with an index drops them)."""
@@ -271,6 +306,22 @@ class GalleryRecords:
 
     def remove_template(self, template_id: int) -> None:
         self.records.remove_template(template_id)
+
+    def pending_erasures(self) -> list[dict[str, Any]]:
+        """Erasures committed whose old data may still be in the WAL (a reader held an
+        old snapshot); each is finished by the next write, open or close, or by
+        :meth:`complete_erasures`. Empty when every erasure is complete."""
+        return self._store.pending_erasures()
+
+    def complete_erasures(self) -> bool:
+        """Try (without waiting on readers) to finish pending erasures; True when done."""
+        return self._store.finish_erasures()
+
+    def check(self) -> CheckReport:
+        """Prove that no trace of erased people is left (:mod:`~faceindex.gallery.integrity`)."""
+        from faceindex.gallery.integrity import check
+
+        return check(self._store)
 
     def record(
         self,

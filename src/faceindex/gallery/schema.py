@@ -15,6 +15,11 @@ Layout:
   biometric data): vector indexes are caches that catch up by replaying it.
 - ``audit``: who did what, when, with what decision (ids, never names or vectors).
 - ``meta``: key/value settings such as the embedding model the gallery is bound to.
+- ``pending_erasures``: erasures whose WAL could not be truncated yet (a reader held an old
+  snapshot); written in the deleting transaction and cleared once the WAL is truncated.
+- ids of persons, photos and templates are ``AUTOINCREMENT`` (migration 3): SQLite never
+  hands a deleted row's id to a new row, so a retried delete cannot erase someone else
+  and the audit log's ids always name one person.
 - migration 2 created the REST API's ``api_keys`` table in releases before 0.2; that table
   now belongs to :mod:`faceindex.apikeys` and its own migrations, so the step is a no-op
   here (kept so that version numbers stay stable for existing files).
@@ -91,11 +96,102 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: formerly the API key table; now created by faceindex.apikeys' own migrations
     "SELECT 1;",
+    # 3: ids are never reused. SQLite's table rebuild (create new, copy, drop, rename; run
+    # with foreign keys off by the runner, see REBUILDS) keeps every row, id, reference,
+    # index and trigger; sqlite_sequence is then seeded with the highest id still visible
+    # anywhere (the table, the audit log, the template log), so no new row takes it.
+    """
+    CREATE TABLE persons_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        external_id TEXT UNIQUE,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO persons_new (id, name, external_id, metadata, created_at, updated_at)
+        SELECT id, name, external_id, metadata, created_at, updated_at FROM persons;
+    DROP TABLE persons;
+    ALTER TABLE persons_new RENAME TO persons;
+    CREATE TABLE photos_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL,
+        source TEXT,
+        data BLOB,
+        data_key_id TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (person_id, sha256)
+    );
+    INSERT INTO photos_new (id, person_id, sha256, source, data, data_key_id, created_at)
+        SELECT id, person_id, sha256, source, data, data_key_id, created_at FROM photos;
+    DROP TABLE photos;
+    ALTER TABLE photos_new RENAME TO photos;
+    CREATE INDEX photos_sha256 ON photos(sha256);
+    CREATE TABLE templates_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        photo_id INTEGER REFERENCES photos(id) ON DELETE CASCADE,
+        model_id TEXT NOT NULL,
+        dim INTEGER NOT NULL CHECK (dim > 0),
+        vector BLOB NOT NULL,
+        key_id TEXT,
+        quality REAL,
+        bbox TEXT,
+        created_at TEXT NOT NULL
+    );
+    INSERT INTO templates_new
+        (id, person_id, photo_id, model_id, dim, vector, key_id, quality, bbox, created_at)
+        SELECT id, person_id, photo_id, model_id, dim, vector, key_id, quality, bbox, created_at
+        FROM templates;
+    DROP TABLE templates;
+    ALTER TABLE templates_new RENAME TO templates;
+    CREATE INDEX templates_person ON templates(person_id);
+    CREATE INDEX templates_photo ON templates(photo_id);
+    CREATE TRIGGER templates_logged_add AFTER INSERT ON templates BEGIN
+        INSERT INTO template_log (template_id, op) VALUES (NEW.id, 'add');
+    END;
+    CREATE TRIGGER templates_logged_remove AFTER DELETE ON templates BEGIN
+        INSERT INTO template_log (template_id, op) VALUES (OLD.id, 'remove');
+    END;
+    DELETE FROM sqlite_sequence WHERE name IN ('persons', 'photos', 'templates');
+    INSERT INTO sqlite_sequence (name, seq) VALUES ('persons', MAX(
+        COALESCE((SELECT MAX(id) FROM persons), 0),
+        COALESCE((SELECT MAX(person_id) FROM audit), 0),
+        COALESCE((SELECT MAX(person_id) FROM photos), 0),
+        COALESCE((SELECT MAX(person_id) FROM templates), 0)
+    ));
+    INSERT INTO sqlite_sequence (name, seq) VALUES ('photos', MAX(
+        COALESCE((SELECT MAX(id) FROM photos), 0),
+        COALESCE((SELECT MAX(photo_id) FROM templates), 0),
+        COALESCE((SELECT MAX(CAST(json_extract(details, '$.photo_id') AS INTEGER)) FROM audit
+                  WHERE json_valid(details)), 0)
+    ));
+    INSERT INTO sqlite_sequence (name, seq) VALUES ('templates', MAX(
+        COALESCE((SELECT MAX(id) FROM templates), 0),
+        COALESCE((SELECT MAX(template_id) FROM template_log), 0),
+        COALESCE((SELECT MAX(CAST(json_extract(details, '$.template_id') AS INTEGER)) FROM audit
+                  WHERE json_valid(details)), 0)
+    ));
+    """,
+    # 4: erasures waiting for the WAL to be truncated (see SqliteStore.finish_erasures)
+    """
+    CREATE TABLE pending_erasures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        person_id INTEGER,
+        template_id INTEGER
+    );
+    """,
 )
+
+#: The migrations that rebuild tables: run with foreign keys off (see faceindex.db.migrate).
+REBUILDS: frozenset[int] = frozenset({3})
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the gallery tables to :data:`SCHEMA_VERSION`; returns the version found before."""
-    return run_migrations(conn, MIGRATIONS, component="gallery")
+    return run_migrations(conn, MIGRATIONS, component="gallery", rebuilds=REBUILDS)

@@ -5,6 +5,15 @@ stored (AES-256-GCM ciphertext tagged with its key id when a key is set, the byt
 themselves otherwise) and back. The associated data binds each blob to its row, so blobs
 cannot be swapped between rows undetected. Rotating keys is a re-seal with a second sealer
 (:meth:`faceindex.gallery.store.SqliteStore.reseal`), never a key swapped in place.
+
+A gallery opened with a key that still holds plaintext templates or kept photos (enrolled
+before a key was set, or after ``encryption-key rotate --decrypt``) has them sealed with
+that key at once, in one transaction with a ``keys_seal`` audit entry, and the WAL is
+truncated like after an erasure so that the plaintext does not linger. This was chosen
+over refusing to open: refusing would leave no way to open a gallery mixing plaintext
+with blobs sealed by the very key given, and giving a key means "encrypt at rest". Blobs
+sealed with another key are left as they are (reading them still fails with
+:class:`~faceindex.crypto.KeyMismatchError`); to decrypt, use ``rotate --decrypt``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,14 @@ lock is taken up front, so two processes never deadlock upgrading a read lock), 
 30 s busy timeout, ``synchronous=FULL`` (a committed enrolment survives a power cut),
 foreign keys on, and ``secure_delete`` on so that freed pages are overwritten with zeros:
 a deleted person's vectors do not linger in the file. After a deletion the WAL is
-checkpointed and truncated for the same reason.
+checkpointed and truncated for the same reason, without waiting on readers: while another
+connection holds an old snapshot the truncation cannot happen, so the erasure is recorded
+in ``pending_erasures`` (in the deleting transaction) and finished by the next write, open
+or close of the gallery (:meth:`SqliteStore.finish_erasures`).
+
+Files are private: a new gallery file is created 0600 (its -wal and -shm inherit that
+mode) in folders created 0700; an existing file that group or others can read is warned
+about once per open.
 
 The store does SQL only: vectors and kept photos go through the :class:`Sealer` it is
 given (:mod:`faceindex.gallery.sealing`): float32 little-endian bytes in the clear, or
@@ -15,6 +22,8 @@ AES-GCM ciphertext. Nothing is ever pickled. Only :mod:`faceindex.gallery` uses 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -23,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from faceindex import auditlog
-from faceindex.db import connect, immediate_transaction
+from faceindex.db import (
+    Checkpoint,
+    checkpoint_truncate,
+    connect,
+    create_private,
+    immediate_transaction,
+    now,
+    readable_by_others,
+)
 from faceindex.errors import (
     InvalidInputError,
     StorageError,
@@ -33,6 +50,8 @@ from faceindex.gallery.sealing import Sealer, photo_context
 from faceindex.gallery.tables import Person, PersonTable, TemplateInfo, TemplateTable, VectorSet
 
 __all__ = ["Person", "SqliteStore", "TemplateInfo", "VectorSet"]
+
+log = logging.getLogger(__name__)
 
 
 class SqliteStore(PersonTable, TemplateTable):
@@ -44,18 +63,32 @@ class SqliteStore(PersonTable, TemplateTable):
         self._lock = threading.RLock()
         if self.path.exists() and self.path.is_dir():
             raise InvalidInputError(f"gallery path {self.path} is a folder, not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            create_private(self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot create the gallery file {self.path}: {exc}") from exc
+        exposed = readable_by_others(self.path)
+        if exposed:
+            log.warning(
+                "%s can be read by other users (mode %s): it holds biometric data; "
+                "restrict it with chmod 600",
+                ", ".join(str(p) for p in exposed),
+                oct(exposed[0].stat().st_mode & 0o777),
+            )
         self._conn = connect(self.path)
         try:
             migrate(self._conn)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StorageError(f"{self.path}: not a usable gallery database ({exc})") from exc
+        self.finish_erasures()
 
     # -- plumbing ---------------------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
+            with contextlib.suppress(sqlite3.Error, StorageError):
+                self.finish_erasures()
             self._conn.close()
 
     def __enter__(self) -> SqliteStore:
@@ -69,11 +102,66 @@ class SqliteStore(PersonTable, TemplateTable):
         """One write transaction holding SQLite's write lock from the start."""
         with immediate_transaction(self._conn, self._lock) as conn:
             yield conn
+        self.finish_erasures()
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the main file and truncate it (after erasures)."""
+    def checkpoint(self) -> Checkpoint:
+        """Fold the WAL into the main file and truncate it, without waiting on readers."""
         with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return checkpoint_truncate(self._conn, self.path)
+
+    # -- erasure ----------------------------------------------------------------------
+
+    def add_pending_erasure(
+        self,
+        conn: sqlite3.Connection,
+        action: str,
+        *,
+        person_id: int | None = None,
+        template_id: int | None = None,
+    ) -> None:
+        """Inside the deleting transaction: this erasure is done once the WAL is truncated."""
+        conn.execute(
+            "INSERT INTO pending_erasures (at, action, person_id, template_id) VALUES (?, ?, ?, ?)",
+            (now(), action, person_id, template_id),
+        )
+
+    def pending_erasures(self) -> list[dict[str, Any]]:
+        """Erasures committed whose old data may still be in the WAL, oldest first."""
+        rows = self._query("SELECT * FROM pending_erasures ORDER BY id")
+        return [
+            {
+                "id": int(r["id"]),
+                "at": r["at"],
+                "action": r["action"],
+                "person_id": r["person_id"],
+                "template_id": r["template_id"],
+            }
+            for r in rows
+        ]
+
+    def finish_erasures(self) -> bool:
+        """Truncate the WAL if erasures are pending; True when none is left pending.
+
+        Never waits on readers: when one still holds an old snapshot the erasures stay
+        pending, to be finished by the next write, open or close.
+        """
+        with self._lock:
+            try:
+                pending = self._conn.execute("SELECT MAX(id) FROM pending_erasures").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"gallery read failed: {exc}") from exc
+            if pending is None:
+                return True
+            if not checkpoint_truncate(self._conn, self.path).complete:
+                return False
+            # The erased data has left the WAL and, zeroed by secure_delete, the file.
+            try:
+                with immediate_transaction(self._conn, self._lock) as conn:
+                    conn.execute("DELETE FROM pending_erasures WHERE id <= ?", (pending,))
+            except StorageError:
+                return False
+            checkpoint_truncate(self._conn, self.path)
+            return True
 
     # -- meta -------------------------------------------------------------------------
 
@@ -96,6 +184,48 @@ class SqliteStore(PersonTable, TemplateTable):
         )
         return {r[0] for r in rows}
 
+    def has_clear_blobs(self) -> bool:
+        """Whether a template or kept photo is stored unsealed (plaintext)."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM templates WHERE key_id IS NULL) OR EXISTS"
+            " (SELECT 1 FROM photos WHERE data IS NOT NULL AND data_key_id IS NULL)"
+        )
+        return bool(rows[0][0])
+
+    def seal_clear(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Seal every plaintext template and kept photo with the store's sealer, inside
+        ``conn``'s transaction; returns (templates, photos) sealed."""
+        templates = photos = 0
+        for row in list(conn.execute("SELECT * FROM templates WHERE key_id IS NULL")):
+            vec = self._open(row)
+            blob, key_id = self._seal(self.sealer, int(row["id"]), str(row["model_id"]), vec)
+            conn.execute(
+                "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
+                (blob, key_id, row["id"]),
+            )
+            templates += 1
+        clear_photos = "SELECT * FROM photos WHERE data IS NOT NULL AND data_key_id IS NULL"
+        for row in list(conn.execute(clear_photos)):
+            context = photo_context(row["person_id"], row["sha256"])
+            sealed, kid = self.sealer.seal(bytes(row["data"]), context)
+            conn.execute(
+                "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
+                (sealed, kid, row["id"]),
+            )
+            photos += 1
+        if templates or photos:
+            self.add_pending_erasure(conn, "seal")  # the plaintext must leave the WAL
+        return templates, photos
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of one read-only statement (for checks within this package)."""
+        return self._query(sql, params)
+
+    def integrity(self) -> str:
+        """``PRAGMA integrity_check``'s answer (``ok`` when the file is sound)."""
+        rows = self._query("PRAGMA integrity_check")
+        return "; ".join(str(r[0]) for r in rows)
+
     def reseal(self, new: Sealer) -> int:
         """Re-seal every template and kept photo with ``new`` in one transaction.
 
@@ -103,6 +233,7 @@ class SqliteStore(PersonTable, TemplateTable):
         the commit does the store switch to ``new``. Returns the templates re-sealed.
         """
         with self.transaction() as conn:
+            self.add_pending_erasure(conn, "reseal")  # the old blobs must leave the WAL
             count = 0
             for row in list(conn.execute("SELECT * FROM templates")):
                 vec = self._open(row)
@@ -121,7 +252,7 @@ class SqliteStore(PersonTable, TemplateTable):
                     (sealed, kid, row["id"]),
                 )
         self.sealer = new
-        self.checkpoint()
+        self.finish_erasures()
         return count
 
     # -- audit ------------------------------------------------------------------------

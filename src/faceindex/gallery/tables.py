@@ -7,6 +7,7 @@ composes them and owns the connection. Only :mod:`faceindex.gallery` uses this m
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -83,7 +84,31 @@ def _validate_name(name: str) -> str:
         raise InvalidInputError("a person's name is limited to 200 characters")
     if any(ord(c) < 32 for c in clean):
         raise InvalidInputError("a person's name cannot contain control characters")
+    if not _is_unicode(clean):
+        raise InvalidInputError("a person's name must be valid Unicode (no lone surrogates)")
     return clean
+
+
+def _validate_external_id(external_id: str | None) -> str | None:
+    if external_id is not None and not _is_unicode(external_id):
+        raise InvalidInputError("an external id must be valid Unicode (no lone surrogates)")
+    return external_id
+
+
+def _storable(text: str | None) -> str | None:
+    """``text`` with lone surrogates (an undecodable file name) written as ``\\udcXX``."""
+    if text is None or _is_unicode(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8 (no lone surrogate, as JSON ``\\ud800`` can give)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Connected:
@@ -138,6 +163,7 @@ class PersonTable(_Connected):
         metadata: Mapping[str, Any] | None = None,
     ) -> int:
         name = _validate_name(name)
+        external_id = _validate_external_id(external_id)
         stamp = now()
         try:
             cur = conn.execute(
@@ -222,7 +248,7 @@ class PersonTable(_Connected):
             params.append(_validate_name(name))
         if external_id is not None:
             sets.append("external_id = ?")
-            params.append(external_id)
+            params.append(_validate_external_id(external_id) or "")
         if metadata is not None:
             sets.append("metadata = ?")
             params.append(_json_object(metadata))
@@ -286,7 +312,7 @@ class TemplateTable(_Connected):
             cur = conn.execute(
                 "INSERT INTO photos (person_id, sha256, source, data, data_key_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (person_id, sha256, source, data, key_id, now()),
+                (person_id, sha256, _storable(source), data, key_id, now()),
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"photo {sha256[:12]} is already enrolled for this person") from exc
@@ -471,12 +497,74 @@ def _like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+#: Limits on a person's metadata, checked before anything is written: what is stored must
+#: read back for every later listing of people.
+METADATA_MAX_DEPTH = 5
+METADATA_MAX_KEYS = 64
+METADATA_MAX_KEY_CHARS = 100
+METADATA_MAX_BYTES = 16 * 1024
+
+
 def _json_object(metadata: Mapping[str, Any] | None) -> str:
+    """``metadata`` as stored JSON, or :class:`InvalidInputError` saying what is wrong.
+
+    A JSON object nested at most :data:`METADATA_MAX_DEPTH` deep, with at most
+    :data:`METADATA_MAX_KEYS` string keys per object of at most
+    :data:`METADATA_MAX_KEY_CHARS` characters, finite numbers, valid Unicode strings,
+    and at most :data:`METADATA_MAX_BYTES` bytes serialised.
+    """
     if metadata is None:
         return "{}"
     if not isinstance(metadata, Mapping):
         raise InvalidInputError("metadata must be a JSON object")
+    _check_json(metadata, "metadata", 1)
     try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
+    if size > METADATA_MAX_BYTES:
+        raise InvalidInputError(
+            f"metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}"
+        )
+    return text
+
+
+def _check_json(value: Any, where: str, depth: int) -> None:
+    if isinstance(value, Mapping):
+        if depth > METADATA_MAX_DEPTH:
+            raise InvalidInputError(
+                f"metadata is nested deeper than {METADATA_MAX_DEPTH} levels (at {where})"
+            )
+        if len(value) > METADATA_MAX_KEYS:
+            raise InvalidInputError(
+                f"{where} has {len(value)} keys; the limit is {METADATA_MAX_KEYS} per object"
+            )
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"metadata keys must be strings ({where})")
+            if len(key) > METADATA_MAX_KEY_CHARS:
+                raise InvalidInputError(
+                    f"a key of {where} has {len(key)} characters; the limit is "
+                    f"{METADATA_MAX_KEY_CHARS}"
+                )
+            if not _is_unicode(key):
+                raise InvalidInputError(f"a key of {where} is not valid Unicode")
+            _check_json(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        if depth > METADATA_MAX_DEPTH:
+            raise InvalidInputError(
+                f"metadata is nested deeper than {METADATA_MAX_DEPTH} levels (at {where})"
+            )
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        if not _is_unicode(value):
+            raise InvalidInputError(f"{where} is not valid Unicode (a lone surrogate)")
+    elif value is None or isinstance(value, int):  # bool is an int
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{where} is not a finite number")
+    else:
+        raise InvalidInputError(f"{where} is a {type(value).__name__}, not a JSON value")

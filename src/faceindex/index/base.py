@@ -157,6 +157,7 @@ def write_index_file(
         raise StorageError(f"cannot write index file {str(target)!r}: {exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # index files hold biometric vectors: owner only
             f.write(FILE_MAGIC)
             f.write(_U32.pack(len(header_bytes)))
             f.write(header_bytes)

@@ -1,11 +1,17 @@
 """Decode any image a user gives into an ``(H, W, 3)`` uint8 RGB array, or a typed error.
 
-Handled: every format Pillow reads (first frame of animations), EXIF orientation,
+Handled: the photo formats of :data:`FORMATS` (first frame of animations), EXIF orientation,
 grayscale / palette / CMYK / 16-bit / 32-bit-int / float modes, alpha (composited on white,
 since transparent pixels hold no face and black would make a dark false edge), a pixel
 limit checked from the header *before* decoding (decompression bombs), a byte limit, and
 truncated or corrupt files. Pillow's global ``MAX_IMAGE_PIXELS`` is never touched: the
 limit here is per call, so a library user's own settings are left alone.
+
+Only the formats of :data:`FORMATS` are decoded: Pillow is told to try no other (its
+``formats=``), and the format it detects is checked again before any pixel is read. The
+rest of what Pillow can open (EPS, which shells out to Ghostscript; PSD, FITS, ICNS, WMF,
+...) is an :class:`~faceindex.errors.ImageDecodeError` ("unsupported image format"), never
+handed to its decoder.
 
 This module imports nothing else from faceindex except errors and types.
 """
@@ -27,6 +33,29 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 ImageSource = str | Path | bytes | bytearray | memoryview | np.ndarray
+
+#: The Pillow formats decoded (as ``Image.format`` names them): photos from cameras,
+#: phones, scanners and the web. ``MPO`` is a phone's multi-picture JPEG; ``PPM`` covers
+#: PPM/PGM/PBM; ``AVIF`` and ``HEIF`` count only where Pillow (or its plugin) reads them.
+FORMATS: frozenset[str] = frozenset(
+    {"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "AVIF", "HEIF"}
+)
+
+
+def _openers() -> list[str]:
+    """The allowed formats Pillow has an opener for (``Image.open(formats=...)`` names)."""
+    Image.init()
+    return sorted(f for f in FORMATS if f in Image.OPEN)
+
+
+def _unsupported(label: str, fmt: str | None) -> ImageDecodeError:
+    allowed = ", ".join(_openers())
+    what = f"unsupported image format {fmt}" if fmt else "not an image of a supported format"
+    return ImageDecodeError(
+        f"{label}: {what} (supported: {allowed})",
+        path=label,
+        format=fmt or "unknown",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +90,8 @@ def load_image(
         label = name or str(path)
         if not path.exists():
             raise NotFoundError(f"{label}: no such file", path=label)
+        if path.is_dir():
+            raise InvalidInputError(f"{label}: is a folder, not an image file", path=label)
         if not path.is_file():
             raise InvalidInputError(f"{label}: not a regular file", path=label)
         size = path.stat().st_size
@@ -86,7 +117,9 @@ def _decode(stream: io.BytesIO, label: str, limits: ImageLimits) -> ImageArray:
         with warnings.catch_warnings():
             # Our own pixel check below is the limit; Pillow's bomb warning is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream) as im:
+            with Image.open(stream, formats=_openers()) as im:
+                if im.format not in FORMATS:  # never decode what was not allowed
+                    raise _unsupported(label, im.format)
                 width, height = im.size
                 if width <= 0 or height <= 0:
                     raise ImageDecodeError(f"{label}: image has no pixels", path=label)
@@ -106,11 +139,29 @@ def _decode(stream: io.BytesIO, label: str, limits: ImageLimits) -> ImageArray:
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{label}: {exc}", path=label) from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(f"{label}: not an image Pillow can read", path=label) from exc
+        # Either no image at all, or one of a format Pillow was not allowed to try.
+        raise _unsupported(label, _sniff(stream)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         # Pillow signals truncated/corrupt data with any of these, depending on the codec.
         raise ImageDecodeError(f"{label}: corrupt or truncated image ({exc})", path=label) from exc
     return rgb
+
+
+#: Signatures of formats refused, to name them in the error (nothing is parsed).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"8BPS", "PSD"),
+    (b"SIMPLE  =", "FITS"),
+    (b"icns", "ICNS"),
+    (b"\xd7\xcd\xc6\x9a", "WMF"),
+    (b"%PDF", "PDF"),
+)
+
+
+def _sniff(stream: io.BytesIO) -> str | None:
+    head = stream.getvalue()[:16]
+    return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _to_rgb(im: Image.Image) -> ImageArray:

@@ -4,7 +4,14 @@ Format: UTF-8 (a byte-order mark is allowed), a header row naming the columns ``
 ``b`` (photo paths) and, for evaluation, ``same`` (``1``/``0``, ``true``/``false``,
 ``yes``/``no``, ``y``/``n``); header names are trimmed and case-insensitive, other columns
 are ignored, fully blank lines are skipped. Paths are relative to the root: ``--root DIR``
-when given, else the folder holding the CSV; an absolute path in the CSV stays absolute.
+when given, else the folder holding the CSV.
+
+``--root`` confines: when it is given, every path must name a file inside it, so an
+absolute path or one that climbs out of it (``../../etc/passwd``, or a symbolic link
+inside it that points out) is refused. That lets a CSV from someone else be run against
+one folder of photos and nothing else. Without ``--root`` the CSV is taken to be the
+user's own, like the paths of ``verify A B``: its paths are used as written (relative to
+its folder; an absolute path stays absolute; ``..`` is followed).
 
 Every problem with the file itself is an :class:`~faceindex.errors.InvalidInputError`
 naming the file and, for a row, its line (a missing file is a ``NotFoundError``). The
@@ -41,10 +48,28 @@ class PairsFile:
     #: The folder the paths are relative to.
     root: Path
     pairs: tuple[Pair, ...]
+    #: Whether every path must stay inside ``root`` (``--root`` was given).
+    confined: bool = False
 
     def resolve(self, name: str) -> Path:
-        """Where the photo named ``name`` in the CSV is (``root / name``)."""
-        return self.root / name
+        """Where the photo named ``name`` in the CSV is (``root / name``).
+
+        When :attr:`confined`, a name that is absolute or leads outside ``root`` (after
+        ``..`` and symbolic links) is an :class:`InvalidInputError`; nothing is opened.
+        """
+        path = self.root / name
+        if self.confined:
+            if Path(name).is_absolute() or Path(name).drive:
+                raise InvalidInputError(
+                    f"{name}: absolute paths are refused with --root (give it relative "
+                    f"to {self.root})",
+                    path=name,
+                )
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                raise InvalidInputError(
+                    f"{name}: leads outside the root folder {self.root}", path=name
+                )
+        return path
 
 
 def read_pairs(
@@ -53,10 +78,11 @@ def read_pairs(
     """Read a pairs CSV.
 
     ``labelled=False`` (``verify --pairs``): only ``a`` and ``b`` are required and rows are
-    returned as written, empty paths included, so that the caller can report such a row as
-    a failed pair and carry on. ``labelled=True`` (evaluation): ``same`` is required too and
-    every row must have both paths and a valid label, else the whole file is refused, since
-    a measurement on part of a file would be silently wrong.
+    returned as written, empty paths and paths outside ``root`` included, so that the
+    caller can report such a row as a failed pair (:meth:`PairsFile.resolve` refuses the
+    path) and carry on. ``labelled=True`` (evaluation): ``same`` is required too and
+    every row must have both paths, inside ``root`` when given, and a valid label, else the
+    whole file is refused, since a measurement on part of a file would be silently wrong.
     """
     path = Path(csv_path)
     if not path.is_file():
@@ -96,7 +122,17 @@ def read_pairs(
         raise InvalidInputError(
             f"{path} line {line}: malformed CSV ({exc})", path=str(path), line=line
         ) from exc
-    return PairsFile(path=path, root=base, pairs=tuple(pairs))
+    result = PairsFile(path=path, root=base, pairs=tuple(pairs), confined=root is not None)
+    if labelled:  # a measurement on part of a file would be wrong: refuse it whole
+        for pair in result.pairs:
+            for name in (pair.a, pair.b):
+                try:
+                    result.resolve(name)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(
+                        f"{path} line {pair.line}: {exc.message}", path=str(path), line=pair.line
+                    ) from exc
+    return result
 
 
 def _label(path: Path, line: int, raw: str | None) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import itertools
 import logging
 import threading
 import time
@@ -184,16 +183,33 @@ class Monitor:
                 source.close()
 
 
+#: 2020-01-01T00:00:00Z: monitor ids count seconds from it (see MonitorManager).
+_ID_EPOCH = 1_577_836_800
+
+
 class MonitorManager:
-    """The monitors of one process; thread-safe."""
+    """The monitors of one process; thread-safe.
+
+    Monitor ids are never reused by a manager, and not by the next process either: each
+    is above every id given before and at least the seconds since 2020 (so it stays below
+    2**31, the API's bound, until 2088); a client retrying ``DELETE /v1/monitors/{id}``
+    after a restart cannot stop someone else's monitor (unless the previous process
+    started monitors faster than one a second on average, which the running cap prevents
+    in practice).
+    """
 
     def __init__(self, pipeline: Pipeline, identifier: Identifier, *, max_running: int = 4) -> None:
         self.pipeline = pipeline
         self.identifier = identifier
         self.max_running = max_running
         self._monitors: dict[int, Monitor] = {}
-        self._ids = itertools.count(1)
+        self._last_id = 0
         self._lock = threading.Lock()
+
+    def _next_id(self) -> int:
+        """A new id (under ``_lock``): increasing, and above any earlier process's ids."""
+        self._last_id = max(self._last_id + 1, int(time.time()) - _ID_EPOCH)
+        return self._last_id
 
     def start(self, source: str, **options: Any) -> MonitorInfo:
         if not source or not source.strip():
@@ -206,7 +222,7 @@ class MonitorManager:
                     "stop one first"
                 )
             monitor = Monitor(
-                next(self._ids), source.strip(), self.pipeline, self.identifier, **options
+                self._next_id(), source.strip(), self.pipeline, self.identifier, **options
             )
             self._monitors[monitor.id] = monitor
         monitor.start()

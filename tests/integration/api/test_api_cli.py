@@ -97,10 +97,37 @@ def test_serve_builds_the_app(
     gallery = tmp_path / "g.db"
     with caplog.at_level(logging.WARNING):
         code = _run(
-            ["serve", "--no-auth", "--host", "0.0.0.0", "--port", "8123", "--gallery", str(gallery)]
+            [
+                "serve",
+                "--no-auth",
+                "--allow-remote-no-auth",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "8123",
+                "--gallery",
+                str(gallery),
+            ]
         )
     assert code == 0
     assert (seen["host"], seen["port"]) == ("0.0.0.0", 8123)
+    assert (seen["timeout_keep_alive"], seen["limit_concurrency"]) == (5, 200)
     assert seen["health"]["auth"] is False
     assert any("non-loopback" in r.message for r in caplog.records)
     assert gallery.exists()
+
+
+def test_serve_refuses_no_auth_on_a_public_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    def fake_run(app: Any, **kwargs: Any) -> None:
+        raise AssertionError("must not start")
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    gallery = tmp_path / "g.db"
+    code = _run(["serve", "--no-auth", "--host", "0.0.0.0", "--gallery", str(gallery)])
+    assert code == 7  # ConfigError
+    assert "--allow-remote-no-auth" in capsys.readouterr().err
+    assert _run(["serve", "--body-timeout", "0", "--gallery", str(gallery)]) == 2

@@ -42,6 +42,7 @@ def test_every_command_has_a_handler_and_help(capsys: pytest.CaptureFixture[str]
         "eval gallery", "audit", "keys create", "keys list", "keys revoke", "keys generate",
         "keys status", "keys rotate", "encryption-key generate", "encryption-key status",
         "encryption-key rotate", "serve", "watch", "anonymize", "stats", "calibrate",
+        "check",
     } == names  # fmt: skip
     for words, parser in found:
         assert callable(parser.get_default("handler")), words

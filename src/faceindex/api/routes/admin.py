@@ -72,7 +72,8 @@ async def list_keys(_: AdminAccess, services: ServicesDep) -> ApiKeyList:
     response_model=ApiKeyCreated,
     status_code=201,
     summary="Create an API key; its secret is in this answer only",
-    responses=errors_doc(413, 422),
+    description="409 `conflict` when an active key already has that name.",
+    responses=errors_doc(409, 413, 422),
 )
 async def create_key(
     body: ApiKeyCreate,

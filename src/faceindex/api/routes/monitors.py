@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from faceindex.api.auth import AdminAccess, ReadAccess
 from faceindex.api.errors import ApiError
 from faceindex.api.openapi import errors_doc
+from faceindex.api.schemas import Input
 from faceindex.api.state import Services, ServicesDep
 from faceindex.video.monitor import MonitorInfo, MonitorManager
 
@@ -25,17 +26,21 @@ router = APIRouter(tags=["monitors"])
 MonitorId = Annotated[int, PathParam(ge=1, le=2**31)]
 
 
-class MonitorCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MonitorCreate(Input):
     source: str = Field(
         min_length=1,
         max_length=2000,
         description="a video file on the server, a device index such as '0', or an rtsp/http URL",
     )
-    realtime: bool = Field(False, description="pace a file at its frame rate, like a camera")
+    realtime: bool = Field(
+        False, strict=True, description="pace a file at its frame rate, like a camera"
+    )
     max_seconds: float | None = Field(
-        None, gt=0, le=86400, description="stop after this long (default: until stopped)"
+        None,
+        gt=0,
+        le=86400,
+        strict=True,
+        description="stop after this long (default: until stopped)",
     )
 
 

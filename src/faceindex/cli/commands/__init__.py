@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "audit",
     "apikeys",
     "encryption",
+    "check",
     "serve",
     "video",
     "models",

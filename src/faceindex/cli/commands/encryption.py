@@ -70,10 +70,17 @@ def generate(args: argparse.Namespace, ctx: CliContext) -> int:
     out = Path(args.out)
     if out.exists():
         return ctx.out.usage(f"{out} exists; refusing to overwrite a key")
+    import os
+
     key = TemplateKey.generate()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.touch(mode=0o600)
-    out.write_text(key.to_text() + "\n")
+    try:  # created private whatever the umask, and never over a file made meanwhile
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return ctx.out.usage(f"{out} exists; refusing to overwrite a key")
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(key.to_text() + "\n")
     ctx.out.line(
         f"wrote key {key.key_id} to {out} (keep it safe: without it the gallery is unreadable)"
     )

@@ -11,11 +11,14 @@ from faceindex.cli import output
 from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE, exit_code_for
 from faceindex.cli.options import (
+    PERSON_HELP,
     Subparsers,
     action_subparsers,
     add_gallery_options,
     add_json_option,
     add_model_options,
+    count,
+    looks_like_id,
 )
 
 
@@ -25,7 +28,8 @@ def register(subparsers: Subparsers) -> None:
         help="add photos of a person to the gallery",
         description="Enrol photos of NAME (created if new), or a folder tree with one "
         "subfolder per person (--folders). Each photo passes a quality gate; rejections "
-        "are listed with their reasons. Re-running skips photos already enrolled.",
+        "are listed with their reasons. Re-running skips photos already enrolled. "
+        "Names of the form #N are refused: on the command line #N always means an id.",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
     p.add_argument("images", nargs="*", metavar="IMG", help="photos of that person")
@@ -51,18 +55,18 @@ def register(subparsers: Subparsers) -> None:
     )
     a = acts.add_parser("list", help="list people")
     a.add_argument("--search", help="only names containing this text")
-    a.add_argument("--offset", type=int, default=0)
-    a.add_argument("--limit", type=int, default=100)
+    a.add_argument("--offset", type=count, default=0)
+    a.add_argument("--limit", type=count, default=100)
     a.set_defaults(handler=people_list)
     a = acts.add_parser("show", help="one person and their templates")
-    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
     a.set_defaults(handler=people_show)
     a = acts.add_parser("rename", help="rename a person")
-    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
     a.add_argument("new_name", metavar="NEW_NAME")
     a.set_defaults(handler=people_rename)
     a = acts.add_parser("remove", help="erase a person: templates, photos, index entries")
-    a.add_argument("person", metavar="PERSON", help="name, or #id")
+    a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
     a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     a.set_defaults(handler=people_remove)
     for a in acts.choices.values():
@@ -103,9 +107,38 @@ def enroll(args: argparse.Namespace, ctx: CliContext) -> int:
         return _enroll_folders(args, ctx)
     if not args.name or not args.images:
         return ctx.out.usage("enroll needs a NAME and at least one photo (or --folders DIR)")
+    _check_new_name(args.name)
+    _check_photo_args(args.images)
     report = ctx.gallery(pipeline=ctx.pipeline).enroll(args.name, args.images)
     ctx.out.emit(output.enrolment_json(report), output.enrolment_text(args.name, report))
     return OK if not report.rejected else PARTIAL_FAILURE
+
+
+def _check_new_name(name: str) -> None:
+    """Refuse a name that would read as an id reference (``#2``), so that ``#N`` on the
+    command line is never ambiguous; one made elsewhere is reached as ``name:#2``."""
+    from faceindex.errors import InvalidInputError
+
+    if looks_like_id(name):
+        raise InvalidInputError(
+            f"{name!r} looks like a person id: on the command line #N always means an id, "
+            "so such names are refused (choose another name)",
+            name=name,
+        )
+
+
+def _check_photo_args(images: list[str]) -> None:
+    """A folder given as a photo is a mistake in the command line, not a rejected photo."""
+    from pathlib import Path
+
+    from faceindex.errors import InvalidInputError
+
+    for image in images:
+        if Path(image).is_dir():
+            raise InvalidInputError(
+                f"{image}: is a folder, not a photo (enrol a folder per person with --folders DIR)",
+                path=image,
+            )
 
 
 def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -118,6 +151,8 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
         raise InvalidInputError(
             f"{args.folders}: no person folders with photos (expected DIR/NAME/*.jpg)"
         )
+    for name, _ in people:  # before enrolling anyone: all or nothing for this mistake
+        _check_new_name(name)
     total = sum(len(photos) for _, photos in people)
     counts: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
@@ -188,21 +223,22 @@ def people_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def people_show(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = ctx.gallery()
-    p = gallery.person(args.person)
+    p = ctx.person(args.person)
     templates = gallery.templates(p.id)
     ctx.out.emit(output.person_show_json(p, templates), output.person_show_text(p, templates))
     return OK
 
 
 def people_rename(args: argparse.Namespace, ctx: CliContext) -> int:
-    p = ctx.gallery().rename(args.person, args.new_name)
+    _check_new_name(args.new_name)
+    p = ctx.gallery().rename(ctx.person(args.person).id, args.new_name)
     ctx.out.emit(p.as_dict(), f"#{p.id} is now {p.name}")
     return OK
 
 
 def people_remove(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = ctx.gallery()
-    p = gallery.person(args.person)
+    p = ctx.person(args.person)
     if not args.yes:
         if not sys.stdin.isatty():
             return ctx.out.usage("refusing to delete without --yes (no terminal to ask)")

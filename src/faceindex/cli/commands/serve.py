@@ -6,7 +6,6 @@ FastAPI and uvicorn load only when the command runs.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 
 from faceindex.cli.context import CliContext
@@ -28,7 +27,36 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--no-auth",
         action="store_true",
-        help="no API keys: anyone who can reach the server can use it (local testing only)",
+        help="no API keys: anyone who can reach the server can use it (local testing only; "
+        "refused on a non-loopback --host unless --allow-remote-no-auth is given too)",
+    )
+    p.add_argument(
+        "--allow-remote-no-auth",
+        action="store_true",
+        help="allow --no-auth on a non-loopback --host: every machine that can reach it gets "
+        "full access to the gallery",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a host name the server answers to (the Host header; repeat for several; '*' "
+        "for any). Default: the --host address and localhost, 127.0.0.1, [::1]; any name "
+        "when listening on 0.0.0.0 or ::",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a client has to send a request body (default 30; then 408)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=200,
+        metavar="N",
+        help="connections and requests handled at once; more get 503 (default 200)",
     )
     p.add_argument(
         "--keep-photos",
@@ -65,15 +93,6 @@ def register(subparsers: Subparsers) -> None:
     p.set_defaults(handler=run)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn
 
@@ -85,12 +104,18 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("--rate-limit must not be negative")
     if args.max_upload_mb <= 0 or args.model_workers < 1:
         return ctx.out.usage("--max-upload-mb must be positive and --model-workers at least 1")
+    if args.body_timeout <= 0 or args.max_connections < 1:
+        return ctx.out.usage("--body-timeout must be positive and --max-connections at least 1")
     core = ctx.settings
     settings = ApiSettings(
         host=args.host,
         port=args.port,
         gallery=ctx.gallery_path,
         no_auth=args.no_auth,
+        allow_remote_no_auth=args.allow_remote_no_auth,
+        allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+        body_timeout_s=args.body_timeout,
+        max_connections=args.max_connections,
         keep_photos=core.gallery.keep_photos,
         key_file=None,  # the gallery is opened here, with the context's key
         rate_limit_per_minute=args.rate_limit,
@@ -100,6 +125,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         pipeline=core,
     )
     logging.getLogger("faceindex").setLevel(logging.INFO)
+    from faceindex.api.settings import is_loopback
+
     if args.no_auth and not is_loopback(args.host):
         log.warning(
             "--no-auth on %s, a non-loopback address: every machine that can reach it has "
@@ -122,5 +149,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         log_level="info",
         access_log=not args.no_access_log,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_connections,
     )
     return OK

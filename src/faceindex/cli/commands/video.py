@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from faceindex.cli import output
 from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK
-from faceindex.cli.options import Subparsers, add_gallery_options, add_model_options
+from faceindex.cli.options import (
+    PERSON_HELP,
+    Subparsers,
+    add_gallery_options,
+    add_model_options,
+    non_negative,
+)
 
 if TYPE_CHECKING:
     from faceindex.gallery import Gallery
@@ -62,13 +68,13 @@ def register(subparsers: Subparsers) -> None:
     )
     p.add_argument(
         "--absence",
-        type=float,
+        type=non_negative,
         default=1.0,
         metavar="S",
         help="seconds unseen before a person has left (default 1)",
     )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    p.add_argument("--max-seconds", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--max-seconds", type=non_negative, metavar="S", help="stop after S seconds")
     p.add_argument(
         "--reconnect",
         type=int,
@@ -78,7 +84,7 @@ def register(subparsers: Subparsers) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=non_negative,
         default=5.0,
         metavar="S",
         help="open and read timeout for streams, seconds (default 5)",
@@ -104,19 +110,19 @@ def register(subparsers: Subparsers) -> None:
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=non_negative,
         default=0.2,
         help="grow each face box by this fraction of its size on every side (default 0.2)",
     )
     p.add_argument(
         "--keep",
         nargs="+",
-        metavar="NAME",
-        help="enrolled people to leave visible (needs their gallery)",
+        metavar="PERSON",
+        help="enrolled people to leave visible (needs their gallery); each: " + PERSON_HELP,
     )
     p.add_argument(
         "--hold",
-        type=float,
+        type=non_negative,
         default=0.3,
         metavar="S",
         help="video: keep hiding a face this long around its detections (default 0.3)",
@@ -292,7 +298,7 @@ def anonymize(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.keep:
         gallery = _gallery(ctx, required=True)
         if gallery is not None:
-            keep = KeepRule(gallery, frozenset(gallery.person(name).id for name in args.keep))
+            keep = KeepRule(gallery, frozenset(ctx.person(name).id for name in args.keep))
     if photo:
         report = anonymize_image(pipeline, src, dst, mode=mode, margin=args.margin, keep=keep)
     else:

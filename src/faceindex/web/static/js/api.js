@@ -5,8 +5,17 @@
 // code; a 401 or 403 also fires an "auth-required" event on window.
 
 const KEY_STORAGE = "faceindex.apiKey";
-// Used when localStorage is unavailable (private mode, storage disabled).
+// Used when sessionStorage is unavailable (storage disabled).
 let memoryKey = "";
+
+// The key lives in sessionStorage: it survives reloads of this tab but not the browser, and
+// other tabs and later visits never see it. Keys that older versions kept in localStorage
+// are removed (once) so that they do not linger on disk.
+try {
+  localStorage.removeItem(KEY_STORAGE);
+} catch {
+  // Storage disabled: nothing was kept.
+}
 
 export class ApiError extends Error {
   /**
@@ -30,7 +39,7 @@ export class ApiError extends Error {
 
 export function getKey() {
   try {
-    return localStorage.getItem(KEY_STORAGE) || "";
+    return sessionStorage.getItem(KEY_STORAGE) || "";
   } catch {
     return "";
   }
@@ -38,10 +47,10 @@ export function getKey() {
 
 export function setKey(key) {
   try {
-    if (key) localStorage.setItem(KEY_STORAGE, key);
-    else localStorage.removeItem(KEY_STORAGE);
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
   } catch {
-    // Storage can be disabled (private mode): the key then lasts for this page only.
+    // Storage can be disabled: the key then lasts for this page only.
   }
   memoryKey = key;
 }

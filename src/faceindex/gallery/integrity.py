@@ -1,0 +1,170 @@
+"""Proof that erased people left no trace: ``Gallery.check()`` and ``faceindex check``.
+
+What is checked, after trying to finish pending erasures (never waiting on readers):
+
+- ``PRAGMA integrity_check`` answers ``ok``;
+- the -wal file is absent or empty (a non-empty one may still hold erased rows' old
+  pages), and no erasure is pending;
+- for every person the audit log records as deleted, no person, photo or template row
+  made before that deletion refers to the id (and likewise for deleted templates);
+- every free page of the database file is zero-filled (``secure_delete``), read from the
+  raw file: the erased vectors cannot be known after erasure, but whatever held them is
+  either a live page rewritten without them or a free page, which must be all zeros
+  (a freelist trunk page holds only page numbers: SQLite leaves stale ones past its
+  count, so there each 4-byte word must be zero or a page number of the file).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceindex.db import wal_path
+from faceindex.gallery.store import SqliteStore
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What :func:`check` found; ``clean`` when ``issues`` is empty."""
+
+    path: Path
+    integrity: str
+    wal_bytes: int
+    pending_erasures: list[dict[str, Any]]
+    deleted_people: int
+    free_pages: int
+    dirty_free_pages: list[int]
+    issues: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.issues
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "clean": self.clean,
+            "integrity": self.integrity,
+            "wal_bytes": self.wal_bytes,
+            "pending_erasures": self.pending_erasures,
+            "deleted_people": self.deleted_people,
+            "free_pages": self.free_pages,
+            "dirty_free_pages": self.dirty_free_pages,
+            "issues": list(self.issues),
+        }
+
+
+def check(store: SqliteStore) -> CheckReport:
+    """Check ``store``'s file for traces of erased people (see the module docstring)."""
+    store.finish_erasures()
+    store.checkpoint()  # fold whatever else the WAL holds, if no reader stops it
+    issues: list[str] = []
+    integrity = store.integrity()
+    if integrity != "ok":
+        issues.append(f"integrity check failed: {integrity}")
+    pending = store.pending_erasures()
+    if pending:
+        issues.append(
+            f"{len(pending)} erasure(s) pending: a reader holds an old snapshot, so the WAL "
+            "cannot be truncated yet (it is retried at the next write, open or close)"
+        )
+    wal = _size(wal_path(store.path))
+    if wal:
+        issues.append(f"the WAL file holds {wal} bytes not yet truncated")
+    deleted = _deleted_rows_left(store, issues)
+    free, dirty = _free_pages(store.path)
+    if dirty:
+        issues.append(f"{len(dirty)} free page(s) hold non-zero data: {dirty[:10]}")
+    return CheckReport(
+        path=store.path,
+        integrity=integrity,
+        wal_bytes=wal,
+        pending_erasures=pending,
+        deleted_people=deleted,
+        free_pages=free,
+        dirty_free_pages=dirty,
+        issues=issues,
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _deleted_rows_left(store: SqliteStore, issues: list[str]) -> int:
+    """Check rows made before a deletion that still name the deleted id; returns people."""
+    rows = store.read(
+        "SELECT action, person_id, at, details FROM audit"
+        " WHERE action IN ('delete', 'delete_template')"
+    )
+    people = 0
+    for row in rows:
+        at = str(row["at"])
+        if row["action"] == "delete" and row["person_id"] is not None:
+            people += 1
+            pid = int(row["person_id"])
+            for table, column in (("persons", "id"), ("photos", "person_id"),
+                                  ("templates", "person_id")):  # fmt: skip
+                left = store.read(
+                    f"SELECT COUNT(*) FROM {table} WHERE {column} = ? AND created_at <= ?",
+                    (pid, at),
+                )[0][0]
+                if left:
+                    issues.append(f"{left} row(s) of {table} still refer to deleted person #{pid}")
+        elif row["action"] == "delete_template":
+            try:
+                tid = int(json.loads(row["details"]).get("template_id"))
+            except (TypeError, ValueError, AttributeError):
+                continue
+            left = store.read(
+                "SELECT COUNT(*) FROM templates WHERE id = ? AND created_at <= ?", (tid, at)
+            )[0][0]
+            if left:
+                issues.append(f"deleted template #{tid} is still stored")
+    return people
+
+
+_U32 = struct.Struct(">I")
+
+
+def _free_pages(path: Path) -> tuple[int, list[int]]:
+    """The number of free pages in the database file and those holding non-zero bytes."""
+    with path.open("rb") as f:
+        header = f.read(100)
+        if len(header) < 100:
+            return 0, []
+        page_size = struct.unpack(">H", header[16:18])[0]
+        page_size = 65536 if page_size == 1 else page_size
+        trunk = _U32.unpack(header[32:36])[0]
+        total = _U32.unpack(header[36:40])[0]
+        pages = max(_U32.unpack(header[28:32])[0], path.stat().st_size // page_size)
+
+        def page(number: int) -> bytes:
+            f.seek((number - 1) * page_size)
+            return f.read(page_size)
+
+        dirty: list[int] = []
+        seen = 0
+        visited: set[int] = set()
+        while trunk and trunk not in visited and seen <= total:
+            visited.add(trunk)
+            data = page(trunk)
+            nxt, leaves = _U32.unpack(data[0:4])[0], _U32.unpack(data[4:8])[0]
+            leaves = min(leaves, (page_size - 8) // 4)
+            words = struct.unpack(f">{len(data) // 4}I", data[: len(data) // 4 * 4])
+            if any(w > pages for w in words[2 + leaves :]) or any(data[len(words) * 4 :]):
+                dirty.append(trunk)
+            seen += 1
+            for i in range(leaves):
+                leaf = _U32.unpack(data[8 + 4 * i : 12 + 4 * i])[0]
+                if any(page(leaf)):
+                    dirty.append(leaf)
+                seen += 1
+            trunk = nxt
+    return total, dirty
