@@ -3,7 +3,7 @@
 | code | meaning |
 | ---: | --- |
 | 0 | success (``verify``: the faces match) |
-| 1 | ``verify A B``: the faces do not match |
+| 1 | ``verify A B``: the faces do not match; ``check``: a trace or a pending erasure was found |
 | 2 | usage error (bad command line) |
 | 3 | invalid input: unreadable, corrupt or too large image, bad CSV |
 | 4 | no face found where one was needed |

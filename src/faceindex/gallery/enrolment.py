@@ -300,6 +300,8 @@ def photo_bytes(image: ImageSource) -> bytes:
     """The bytes whose hash identifies a photo (file bytes, or the array's pixels)."""
     if isinstance(image, str | Path):
         path = Path(image)
+        if path.is_dir():
+            raise InvalidInputError(f"{path} is a folder, not a photo", path=str(path))
         if not path.is_file():
             raise NotFoundError(f"{path}: no such file", path=str(path))
         return path.read_bytes()

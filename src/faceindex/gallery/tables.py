@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -76,6 +77,9 @@ class VectorSet:
     last_seq: int
 
 
+_ID_REFERENCE = re.compile(r"#\d+")
+
+
 def _validate_name(name: str) -> str:
     clean = name.strip()
     if not clean:
@@ -86,6 +90,10 @@ def _validate_name(name: str) -> str:
         raise InvalidInputError("a person's name cannot contain control characters")
     if not _is_unicode(clean):
         raise InvalidInputError("a person's name must be valid Unicode (no lone surrogates)")
+    if _ID_REFERENCE.fullmatch(clean):
+        # "#12" is how people are addressed by id (CLI, person(ref)); a name spelled like
+        # that would shadow or be shadowed by the person with that id.
+        raise InvalidInputError(f"a person's name cannot look like an id reference ({clean!r})")
     return clean
 
 
@@ -257,9 +265,7 @@ class PersonTable(_Connected):
                 f"UPDATE persons SET {', '.join(sets)} WHERE id = ?", (*params, person_id)
             )
         except sqlite3.IntegrityError as exc:
-            raise ConflictError(
-                f"another person already has that name or external id: {exc}"
-            ) from exc
+            raise ConflictError("another person already has that name or external id") from exc
         if cur.rowcount == 0:
             raise NotFoundError(f"no person #{person_id}")
 

@@ -107,3 +107,18 @@ def test_keys_and_scopes(
     assert r.status_code == 403
     entries = client.get("/v1/audit", headers=auth)
     assert entries.status_code == 403  # audit is admin only
+
+
+def test_key_changes_are_audited_as_the_calling_key(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    with open_gallery(tmp_path / "g.db") as g, KeyRing.open(g.path) as ring:
+        _, admin = ring.create("ops admin", "admin")
+    client = make_client()
+    auth = {"Authorization": f"Bearer {admin}"}
+    made = client.post("/v1/keys", json={"name": "viewer", "scopes": ["read"]}, headers=auth)
+    assert made.status_code == 201, made.text
+    assert client.delete(f"/v1/keys/{made.json()['key']['id']}", headers=auth).status_code == 204
+    events = client.get("/v1/audit", headers=auth).json()["items"]
+    keyed = [(e["action"], e["actor"]) for e in events if e["action"].startswith("api_key_")]
+    assert keyed[:2] == [("api_key_revoke", "key:ops admin"), ("api_key_create", "key:ops admin")]

@@ -251,3 +251,18 @@ def test_listing_people_builds_no_pipeline(tmp_path: Path) -> None:
         g.create_person("Ada")
         assert [p.name for p in g.people()] == ["Ada"]
         assert g._pipeline is None  # records need no model
+
+
+def test_a_folder_is_not_a_photo_and_conflicts_quote_no_sql(
+    gallery: Gallery, photo_of: PhotoOf, tmp_path: Path
+) -> None:
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    (outcome,) = gallery.enroll("Ada", [folder]).outcomes
+    assert outcome.reasons == ("invalid_input",)
+    gallery.create_person("Ada")
+    bob = gallery.create_person("Bob")
+    with pytest.raises(ConflictError) as caught:
+        gallery.rename(bob.id, "Ada")
+    assert "constraint" not in caught.value.message.lower()
+    assert "UNIQUE" not in caught.value.message

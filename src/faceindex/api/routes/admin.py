@@ -80,7 +80,8 @@ async def create_key(
     _: AdminAccess,
     services: ServicesDep,
 ) -> ApiKeyCreated:
-    key, secret = await services.run_db(services.keys.create, body.name, body.scopes)
+    actor = services.gallery.current_actor()  # the calling key, as every audit entry names
+    key, secret = await services.run_db(services.keys.create, body.name, body.scopes, actor=actor)
     return ApiKeyCreated(key=_key_info(key), secret=secret)
 
 
@@ -96,5 +97,6 @@ async def revoke_key(
     _: AdminAccess,
     services: ServicesDep,
 ) -> Response:
-    await services.run_db(services.keys.revoke, key_id)
+    actor = services.gallery.current_actor()
+    await services.run_db(services.keys.revoke, key_id, actor=actor)
     return Response(status_code=204)
