@@ -37,9 +37,10 @@ test: install
 	$(PY) -m pytest -q
 
 # The fast tier alone: logic tests on the fake backends, no model loaded, none of the few
-# that take seconds (marked slow). make test runs everything.
+# that take seconds (marked slow), on both cores (no model means nothing to load twice).
+# make test runs everything, in one process (the video tests time real-time sources).
 test-fast: install
-	$(PY) -m pytest -q -p no:hypothesispytest -p no:schemathesis -m "not integration and not slow" tests/unit tests/contract
+	$(PY) -m pytest -q -n 2 -p no:hypothesispytest -p no:schemathesis -m "not integration and not slow" tests/unit tests/contract
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
