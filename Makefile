@@ -31,6 +31,8 @@ demo: install
 	$(FACEINDEX) enroll "Barack Obama" $(PHOTOS)/obama.jpg $(PHOTOS)/obama2.jpg --gallery $(DEMO_GALLERY)
 	$(FACEINDEX) enroll "Alex Lacamoire" $(PHOTOS)/alex-lacamoire.png --gallery $(DEMO_GALLERY)
 	$(FACEINDEX) identify $(PHOTOS)/obama3.jpg $(PHOTOS)/two_people.jpg --gallery $(DEMO_GALLERY)
+	@echo "== the decision in force for this gallery's size, and what it should give"
+	$(FACEINDEX) stats --gallery $(DEMO_GALLERY)
 	@echo "== next: faceindex serve --gallery $(DEMO_GALLERY) --no-auth, then open http://127.0.0.1:8000/"
 
 test: install

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def load_image(
                 f"{label}: {len(data)} bytes exceeds the limit of {limits.max_bytes}",
                 path=label,
             )
-        return _decode(io.BytesIO(data), label, limits)
+        return _decode(data, label, limits)
     if isinstance(source, str | Path):
         path = Path(source)
         label = name or str(path)
@@ -103,16 +104,18 @@ def load_image(
             data = path.read_bytes()
         except OSError as exc:
             raise ImageDecodeError(f"{label}: cannot read file ({exc})", path=label) from exc
-        return _decode(io.BytesIO(data), label, limits)
+        return _decode(data, label, limits)
     raise InvalidInputError(
         f"unsupported image source of type {type(source).__name__}; "
         "give a path, bytes or a numpy array"
     )
 
 
-def _decode(stream: io.BytesIO, label: str, limits: ImageLimits) -> ImageArray:
-    if not stream.getbuffer().nbytes:
+def _decode(data: bytes, label: str, limits: ImageLimits) -> ImageArray:
+    if not data:
         raise ImageDecodeError(f"{label}: empty file", path=label)
+    # BytesIO shares ``data`` until written to (``getbuffer()`` would copy it).
+    stream = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             # Our own pixel check below is the limit; Pillow's bomb warning is noise here.
@@ -140,7 +143,7 @@ def _decode(stream: io.BytesIO, label: str, limits: ImageLimits) -> ImageArray:
         raise ImageTooLargeError(f"{label}: {exc}", path=label) from exc
     except UnidentifiedImageError as exc:
         # Either no image at all, or one of a format Pillow was not allowed to try.
-        raise _unsupported(label, _sniff(stream)) from exc
+        raise _unsupported(label, _sniff(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         # Pillow signals truncated/corrupt data with any of these, depending on the codec.
         raise ImageDecodeError(f"{label}: corrupt or truncated image ({exc})", path=label) from exc
@@ -159,50 +162,93 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def _sniff(stream: io.BytesIO) -> str | None:
-    head = stream.getvalue()[:16]
+def _sniff(data: bytes) -> str | None:
+    head = data[:16]
     return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
+
+
+#: Pixels converted per strip on the wide paths below. The full-size intermediates of a
+#: one-shot conversion (float64 copies, 8 bytes a pixel and channel) are what made decoding
+#: peak at many times the output; a strip bounds them to a few MB whatever the image size,
+#: and the output is written once, in place.
+_STRIP_PIXELS = 1 << 16
+
+_WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def _strips(height: int, width: int) -> Iterator[tuple[int, int]]:
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        yield top, min(height, top + rows)
+
+
+def _by_strips(height: int, width: int, strip: Callable[[int, int], np.ndarray]) -> ImageArray:
+    """A fresh ``(H, W, 3)`` uint8 array, filled rows ``[top, bottom)`` at a time.
+
+    ``strip(top, bottom)`` returns those rows as ``(rows, W, 3)`` or ``(rows, W, 1)``
+    uint8 (gray is broadcast to the three channels as it is written).
+    """
+    out = np.empty((height, width, 3), np.uint8)
+    for top, bottom in _strips(height, width):
+        out[top:bottom] = strip(top, bottom)
+    return out
+
+
+def _rows(im: Image.Image, top: int, bottom: int) -> np.ndarray:
+    """Rows ``[top, bottom)`` of ``im`` as an array (only those rows are copied out)."""
+    return np.asarray(im.crop((0, top, im.width, bottom)))
 
 
 def _to_rgb(im: Image.Image) -> ImageArray:
     mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(im)
-        return _gray_to_rgb(_scale_to_uint8(arr, _full_scale_of(arr, mode)))
+    if mode in _WIDE_MODES:
+        full_scale = _full_scale_of_image(im, mode)
+        return _by_strips(
+            im.height,
+            im.width,
+            lambda top, bottom: _scale_to_uint8(_rows(im, top, bottom), full_scale)[:, :, None],
+        )
     if mode == "RGB":
         return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
     if mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if mode in ("RGBA", "LA", "La", "RGBa", "PA") or im.mode == "RGBA":
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
-        return _composite_on_white(rgba)
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
+        return _by_strips(
+            rgba.height,
+            rgba.width,
+            lambda top, bottom: _composite_strip(_rows(rgba, top, bottom)),
+        )
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
 def _scale_to_uint8(arr: np.ndarray, full_scale: float) -> np.ndarray:
     scaled = np.rint(arr.astype(np.float64) * (255.0 / full_scale))
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    return np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
 
 
-def _full_scale_of(arr: np.ndarray, mode: str) -> float:
-    """The value that means "white" for a wide-range Pillow mode."""
+def _full_scale_of_image(im: Image.Image, mode: str) -> float:
+    """The value that means "white" for a wide-range Pillow mode, read strip by strip."""
     if mode.startswith("I;16"):
         return 65535.0
-    peak = float(arr.max()) if arr.size else 0.0
+    peaks = [float(_rows(im, top, bottom).max()) for top, bottom in _strips(im.height, im.width)]
+    peak = float("nan") if any(np.isnan(peaks)) else max(peaks, default=0.0)
+    return _full_scale_for_peak(mode, peak)
+
+
+def _full_scale_for_peak(mode: str, peak: float) -> float:
     if mode == "F":
         return 1.0 if peak <= 1.0 else 255.0
-    # Mode "I": Pillow decodes 16-bit PNGs to it, with 0..65535 values.
+    # Mode "I": older Pillows decode 16-bit PNGs to it, with 0..65535 values.
     return 65535.0 if peak > 255 else 255.0
 
 
-def _gray_to_rgb(gray: np.ndarray) -> ImageArray:
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-
-
-def _composite_on_white(rgba: np.ndarray) -> ImageArray:
+def _composite_strip(rgba: np.ndarray) -> np.ndarray:
+    """RGBA rows composited on white, as uint8 RGB rows."""
     alpha = rgba[:, :, 3:4].astype(np.float32) / 255.0
     rgb = rgba[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.ascontiguousarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    out: np.ndarray = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return out
 
 
 def _from_array(arr: np.ndarray, limits: ImageLimits, label: str) -> ImageArray:
@@ -219,10 +265,9 @@ def _from_array(arr: np.ndarray, limits: ImageLimits, label: str) -> ImageArray:
         raise ImageTooLargeError(
             f"{label}: {width}x{height} pixels exceeds the limit of {limits.max_pixels}"
         )
-    if arr.dtype == np.uint8:
-        u8 = arr
-    elif arr.dtype == np.uint16:
-        u8 = _scale_to_uint8(arr, 65535.0)
+    full_scale = 1.0
+    if arr.dtype == np.uint16:
+        full_scale = 65535.0
     elif arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise InvalidInputError(f"{label}: float image contains NaN or infinity")
@@ -231,11 +276,16 @@ def _from_array(arr: np.ndarray, limits: ImageLimits, label: str) -> ImageArray:
             raise InvalidInputError(
                 f"{label}: float images must hold values in [0, 1], got [{lo:.3g}, {hi:.3g}]"
             )
-        u8 = _scale_to_uint8(arr, 1.0)
-    else:
+    elif arr.dtype != np.uint8:
         raise InvalidInputError(f"{label}: unsupported array dtype {arr.dtype}")
-    if u8.shape[2] == 1:
-        return _gray_to_rgb(u8[:, :, 0])
-    if u8.shape[2] == 4:
-        return _composite_on_white(u8)
-    return np.ascontiguousarray(u8)
+    if arr.dtype == np.uint8 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    src = arr
+
+    def strip(top: int, bottom: int) -> np.ndarray:
+        rows = src[top:bottom]
+        u8 = rows if rows.dtype == np.uint8 else _scale_to_uint8(rows, full_scale)
+        return _composite_strip(u8) if u8.shape[2] == 4 else u8
+
+    # Wide dtypes and alpha convert a strip at a time (see _STRIP_PIXELS).
+    return _by_strips(height, width, strip)
