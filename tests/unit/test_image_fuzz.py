@@ -36,6 +36,9 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
+#: A fuzz suite: seconds of generated inputs; make test runs it, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 
 def _encode(im: Image.Image, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()

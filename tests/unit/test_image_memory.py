@@ -61,6 +61,7 @@ def _gradient16(height: int, width: int) -> np.ndarray:
 
 
 @pytest.mark.usefixtures("traced")
+@pytest.mark.slow  # decodes a 4-megapixel image under tracemalloc (seconds)
 def test_sixteen_bit_png_peak_is_near_the_output_size() -> None:
     data = _encode(Image.fromarray(_gradient16(SIDE, SIDE)), "PNG", compress_level=1)
     out, peak = _peak_of_decode(data)
@@ -69,6 +70,7 @@ def test_sixteen_bit_png_peak_is_near_the_output_size() -> None:
 
 
 @pytest.mark.usefixtures("traced")
+@pytest.mark.slow  # decodes a 4-megapixel image under tracemalloc (seconds)
 def test_rgba_png_peak_is_near_the_output_size() -> None:
     rgba = np.random.default_rng(0).integers(0, 256, (SIDE, SIDE, 4), dtype=np.uint8)
     data = _encode(Image.fromarray(rgba), "PNG", compress_level=1)
