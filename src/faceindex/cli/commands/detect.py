@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 from faceindex.cli import output
+from faceindex.cli.batch import each_photo
 from faceindex.cli.context import CliContext
-from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE, exit_code_for
 from faceindex.cli.options import Subparsers, add_model_options
-from faceindex.errors import FaceIndexError
 
 
 def register(subparsers: Subparsers) -> None:
@@ -23,21 +22,10 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    pipeline = ctx.pipeline
-    failures = 0
-    last_code = OK
-    for path in args.images:
-        try:
-            faces = pipeline.detect(path)
-        except FaceIndexError as exc:
-            failures += 1
-            last_code = exit_code_for(exc)
-            ctx.out.item_error(path, exc, path=path)
-            continue
-        ctx.out.emit(
-            {"path": path, "faces": [output.face_json(f) for f in faces]},
-            lambda: output.detect_text(path, faces),  # noqa: B023 (called at once)
-        )
-    if failures == 0:
-        return OK
-    return last_code if len(args.images) == 1 else PARTIAL_FAILURE
+    return each_photo(
+        ctx,
+        args.images,
+        ctx.pipeline.detect,
+        lambda faces: {"faces": [output.face_json(f) for f in faces]},
+        output.detect_text,
+    )

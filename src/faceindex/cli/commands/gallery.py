@@ -8,8 +8,9 @@ import sys
 import time
 
 from faceindex.cli import output
+from faceindex.cli.batch import each_photo
 from faceindex.cli.context import CliContext
-from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE, exit_code_for
+from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE
 from faceindex.cli.options import (
     PERSON_HELP,
     Subparsers,
@@ -185,28 +186,17 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def identify(args: argparse.Namespace, ctx: CliContext) -> int:
-    from faceindex.errors import ConfigError, FaceIndexError
+    from faceindex.errors import ConfigError
 
     gallery = ctx.gallery(pipeline=ctx.pipeline)
-    failures = 0
-    last_code = OK
-    for path in args.images:
-        try:
-            faces = gallery.identify(path)
-        except ConfigError:
-            raise  # a wrong key or model fails every photo alike: stop at once
-        except FaceIndexError as exc:
-            failures += 1
-            last_code = exit_code_for(exc)
-            ctx.out.item_error(path, exc, path=path)
-            continue
-        ctx.out.emit(
-            {"path": path, "faces": [output.identification_json(f) for f in faces]},
-            lambda: output.identify_text(path, faces),  # noqa: B023 (called at once)
-        )
-    if failures == 0:
-        return OK
-    return PARTIAL_FAILURE if len(args.images) > 1 else last_code
+    return each_photo(
+        ctx,
+        args.images,
+        gallery.identify,
+        lambda faces: {"faces": [output.identification_json(f) for f in faces]},
+        output.identify_text,
+        stop_on=(ConfigError,),  # a wrong key or model fails every photo alike: stop at once
+    )
 
 
 # -- people -----------------------------------------------------------------------------
