@@ -346,6 +346,16 @@ def calibration_text(r: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_text(report: Any) -> str:
+    """``faceindex check``: clean, or every trace found."""
+    if report.clean:
+        return (
+            f"{report.path}: clean (integrity ok, WAL empty, {report.deleted_people} "
+            f"deleted people without trace, {report.free_pages} free pages zero-filled)"
+        )
+    return "\n".join([f"{report.path}: NOT clean", *(f"  - {i}" for i in report.issues)])
+
+
 def audit_text(e: Mapping[str, Any]) -> str:
     who = f" person #{e['person_id']}" if e["person_id"] is not None else ""
     return f"{e['at']}  {e['actor']:<10} {e['action']:<15}{who}  {e['decision'] or ''}"

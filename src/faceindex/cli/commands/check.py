@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from faceindex.cli import output
 from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK
 from faceindex.cli.options import Subparsers, add_gallery_options, add_json_option
@@ -35,13 +36,5 @@ def register(subparsers: Subparsers) -> None:
 
 def check(args: argparse.Namespace, ctx: CliContext) -> int:
     report = ctx.gallery(must_exist=True).check()
-    record = report.as_dict()
-    if report.clean:
-        text = (
-            f"{report.path}: clean (integrity ok, WAL empty, {report.deleted_people} "
-            f"deleted people without trace, {report.free_pages} free pages zero-filled)"
-        )
-    else:
-        text = "\n".join([f"{report.path}: NOT clean", *(f"  - {i}" for i in report.issues)])
-    ctx.out.emit(record, text)
+    ctx.out.emit(report.as_dict(), lambda: output.check_text(report))
     return OK if report.clean else NOT_CLEAN
