@@ -13,7 +13,7 @@ from faceindex.crypto import KeyMismatchError, KeyRequiredError, TemplateKey
 from faceindex.errors import EmbeddingModelMismatchError, NotFoundError
 from faceindex.gallery import EnrolStatus, Gallery, open_gallery
 from faceindex.pipeline import Pipeline
-from faceindex.search import IdentDecision
+from faceindex.types import IdentDecision
 
 
 @pytest.fixture()

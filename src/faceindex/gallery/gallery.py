@@ -212,8 +212,6 @@ class Gallery(GalleryRecords):
         self._check_model()
         return self.searcher.identify(vectors)
 
-    identify_embeddings = identify_vectors  # the name before the video layer's protocol
-
     def verify_person(self, image: ImageSource, ref: int | str) -> Verification:
         """1:1: is the largest face of ``image`` this enrolled person?
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from faceindex.eval import identification as ident
-from faceindex.search import AggregationRule, IdentDecision, decide, rank_people
+from faceindex.search import AggregationRule, decide, rank_people
+from faceindex.types import IdentDecision
 
 MAX, TOP2 = AggregationRule.MAX, AggregationRule.MEAN_TOP2
 
