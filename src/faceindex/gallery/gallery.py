@@ -128,7 +128,7 @@ class Gallery(GalleryRecords):
                     self._store,
                     pipeline,
                     searcher,
-                    actor=self.records.current_actor,
+                    actor=self.current_actor,
                     keep_photos=self.keep_photos,
                 )
             return self._enroller
@@ -193,7 +193,7 @@ class Gallery(GalleryRecords):
                 Identification(d.decision, d.best, d.runner_up, bbox=f.bbox, quality=f.quality)
                 for f, d in zip(faces, decisions, strict=True)
             )
-        self.records.record(
+        self.record(
             "identify",
             decision=",".join(str(r.decision) for r in results) or "no_face",
             details={
@@ -227,7 +227,7 @@ class Gallery(GalleryRecords):
         if face.embedding is None:  # pragma: no cover - largest_face always embeds
             raise NoFaceError("the face could not be embedded")
         result = searcher.verify(face.embedding.vector, person.id)
-        self.records.record("verify", person_id=person.id, decision=str(result.decision))
+        self.record("verify", person_id=person.id, decision=str(result.decision))
         return result
 
     def expectations(self) -> Expectations:
