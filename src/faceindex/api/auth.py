@@ -94,7 +94,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
                 headers={"Retry-After": retry_after_header(wait)},
             )
         request.state.principal = principal
-        set_actor(f"key:{principal.name}" if principal.key_id is not None else caller)
+        # The key's id with its name: a revoked key's name may be taken by a new key, and
+        # the audit log must still tell the two apart.
+        set_actor(
+            f"key:{principal.name}#{principal.key_id}" if principal.key_id is not None else caller
+        )
         return principal
 
     return dependency

@@ -52,6 +52,14 @@ def register(subparsers: Subparsers) -> None:
         help="seconds a client has to send a request body (default 30; then 408)",
     )
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a client has to send a request's headers (default 10; then the "
+        "connection is closed)",
+    )
+    p.add_argument(
         "--max-connections",
         type=int,
         default=200,
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     import uvicorn
 
     from faceindex.api.app import create_app, pipeline_settings
+    from faceindex.api.protocol import head_deadline_protocol
     from faceindex.api.settings import ApiSettings
     from faceindex.pipeline import Pipeline
 
@@ -104,8 +113,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("--rate-limit must not be negative")
     if args.max_upload_mb <= 0 or args.model_workers < 1:
         return ctx.out.usage("--max-upload-mb must be positive and --model-workers at least 1")
-    if args.body_timeout <= 0 or args.max_connections < 1:
-        return ctx.out.usage("--body-timeout must be positive and --max-connections at least 1")
+    if not (args.body_timeout > 0 and args.header_timeout > 0) or args.max_connections < 1:
+        return ctx.out.usage(
+            "--body-timeout and --header-timeout must be positive and --max-connections at least 1"
+        )
     core = ctx.settings
     settings = ApiSettings(
         host=args.host,
@@ -151,5 +162,6 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         server_header=False,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_connections,
+        http=head_deadline_protocol(args.header_timeout),
     )
     return OK
