@@ -66,6 +66,13 @@ class NoFaceError(FaceIndexError):
     code = "no_face"
 
 
+class FaceTooSmallError(NoFaceError):
+    """The detector saw a face, but smaller than its size gate (``min_face_px``): the
+    message says both sizes, ``details`` has ``face_px`` and ``min_face_px``."""
+
+    code = "face_too_small"
+
+
 class MultipleFacesError(FaceIndexError):
     """Several faces were found where exactly one was required."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from faceindex.alignment import ARCFACE_112
 from faceindex.config import Settings
 from faceindex.detection import DETECTORS, Detector
 from faceindex.embedding import EMBEDDERS, Embedder, similarity
-from faceindex.errors import NoFaceError
+from faceindex.errors import FaceTooSmallError, InvalidInputError, NoFaceError
 from faceindex.io.image import ImageLimits, ImageSource, load_image
 from faceindex.quality import QualityThresholds, assess
 from faceindex.types import (
@@ -50,6 +51,42 @@ CROP_FALLBACK_SCORE = 0.0
 
 def _label(source: ImageSource) -> str:
     return str(source) if isinstance(source, str | Path) else f"<{type(source).__name__}>"
+
+
+@dataclass(frozen=True, slots=True)
+class FaceChoice:
+    """One face chosen from a photo for a comparison, and every face found there."""
+
+    #: Every face of the photo, largest first, as :meth:`Pipeline.detect` lists them.
+    faces: tuple[Face, ...]
+    #: Which of ``faces`` was chosen.
+    index: int
+    #: The chosen face, with quality and embedding.
+    face: Face
+
+    @property
+    def embedding(self) -> Embedding:
+        return _embedding_of(self.face)
+
+
+@dataclass(frozen=True, slots=True)
+class PairVerification:
+    """A 1:1 answer for two photos, saying which faces were compared."""
+
+    verification: Verification
+    a: FaceChoice
+    b: FaceChoice
+
+
+def _embedding_of(face: Face) -> Embedding:
+    if face.embedding is None:  # pragma: no cover - embed_faces sets it
+        raise NoFaceError("the face could not be embedded")
+    return face.embedding
+
+
+def _face_px(face: Face) -> int:
+    """The shorter side of a face's box, in whole pixels (as the size gate measures it)."""
+    return int(min(face.bbox.width, face.bbox.height))
 
 
 def looks_like_face_crop(image: ImageArray) -> bool:
@@ -195,14 +232,104 @@ class Pipeline:
         )
 
     def largest_face(self, source: ImageSource) -> Face:
-        """The largest face of a photo, embedded; :class:`NoFaceError` if there is none."""
+        """The largest face of a photo, embedded; :class:`NoFaceError` if there is none
+        (:class:`FaceTooSmallError` when the detector saw one below its size gate)."""
         image = self.load(source)
         faces = self.find_faces(image)
         if not faces:
-            label = _label(source)
-            raise NoFaceError(f"{label}: no face found", path=label)
+            raise self.no_face_error(image, _label(source))
         face = self._with_quality(image, faces[:1])
         return self.embed_faces(image, face)[0]
+
+    def choose_face(
+        self, source: ImageSource, index: int | None = None, *, label: str | None = None
+    ) -> FaceChoice:
+        """Face ``index`` of a photo (default 0, the largest), embedded, with every face
+        found; :class:`NoFaceError` (or :class:`FaceTooSmallError`) when there is none,
+        :class:`InvalidInputError` when ``index`` is past the last face."""
+        image = self.load(source)
+        name = label or _label(source)
+        faces = self.find_faces(image)
+        if not faces:
+            raise self.no_face_error(image, name)
+        i = 0 if index is None else index
+        if not 0 <= i < len(faces):
+            raise InvalidInputError(
+                f"{name}: face {i} was asked for, but the photo has {len(faces)} "
+                f"face{'s' if len(faces) != 1 else ''} (0 is the largest)",
+                field=name,
+                faces=len(faces),
+            )
+        chosen = self.embed_faces(image, self._with_quality(image, faces[i : i + 1]))[0]
+        return FaceChoice(faces, i, chosen)
+
+    def verify_faces(
+        self,
+        a: ImageSource,
+        b: ImageSource,
+        *,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        search: bool = False,
+        labels: tuple[str, str] | None = None,
+    ) -> PairVerification:
+        """Are face ``face_a`` of photo ``a`` and face ``face_b`` of photo ``b`` the same
+        person? (Default: the largest of each, as :meth:`verify`.)
+
+        ``search``: is A's face anyone in B? It is compared with every face of B and the
+        best is answered (``face_b`` must then be left out).
+        """
+        if search and face_b is not None:
+            raise InvalidInputError("give face_b or search, not both")
+        la, lb = labels or (_label(a), _label(b))
+        first = self.choose_face(a, face_a, label=la)
+        if not search:
+            second = self.choose_face(b, face_b, label=lb)
+        else:
+            image = self.load(b)
+            faces = self.find_faces(image)
+            if not faces:
+                raise self.no_face_error(image, lb)
+            embedded = self.embed_faces(image, faces)
+            scores = [similarity(first.embedding, _embedding_of(f)) for f in embedded]
+            best = max(range(len(scores)), key=scores.__getitem__)
+            chosen = self._with_quality(image, embedded[best : best + 1])[0]
+            second = FaceChoice(faces, best, chosen)
+        result = self.compare(first.embedding, second.embedding)
+        return PairVerification(result, first, second)
+
+    def small_face(self, image: ImageArray) -> Face | None:
+        """The largest face the detector saw in ``image`` but dropped for being under its
+        size gate (``min_face_px``); None when there is none, or when the detector cannot
+        tell (it has no ``detect_small``). Meant for photos where no face was found."""
+        probe = getattr(self.detector, "detect_small", None)
+        if probe is None:
+            return None
+        small: tuple[Face, ...] = probe(image)
+        return small[0] if small else None
+
+    def too_small_text(self, face: Face) -> str:
+        """``face too small (N px, need M)`` for a face under the detector's size gate."""
+        px, need = _face_px(face), self.min_face_px
+        return f"face too small ({px} px, need {need})"
+
+    @property
+    def min_face_px(self) -> int:
+        """The detector's size gate: faces whose shorter side is under it are dropped."""
+        return int(getattr(self.detector, "min_face_px", 0))
+
+    def no_face_error(self, image: ImageArray, label: str) -> NoFaceError:
+        """The error for a photo where no face was found: :class:`FaceTooSmallError` with
+        both sizes when the detector saw one below its size gate, else :class:`NoFaceError`."""
+        small = self.small_face(image)
+        if small is None:
+            return NoFaceError(f"{label}: no face found", path=label)
+        return FaceTooSmallError(
+            f"{label}: {self.too_small_text(small)}",
+            path=label,
+            face_px=_face_px(small),
+            min_face_px=self.min_face_px,
+        )
 
     def compare(self, a: Embedding, b: Embedding) -> Verification:
         return Verification(similarity(a, b), self.threshold, a.model_id)

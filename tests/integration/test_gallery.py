@@ -79,12 +79,14 @@ def test_duplicates_and_cross_person_flag(gallery: Gallery, fixtures_dir: Path) 
     assert again.outcomes[0].status is EnrolStatus.DUPLICATE
     other = gallery.enroll("Joe Biden", [fixtures_dir / "obama.jpg"])
     assert other.outcomes[0].reasons == ("duplicate_of_other_person",)
-    # a photo of Obama enrolled as "Joe Biden" is accepted but flagged
+    # a photo of Obama enrolled as "Joe Biden" is refused: it matches Barack Obama
     wrong = gallery.enroll("Joe Biden", [fixtures_dir / "obama3.jpg"])
-    assert wrong.outcomes[0].status is EnrolStatus.ACCEPTED
-    assert wrong.outcomes[0].flags[0].startswith("matches_other_person:")
+    assert wrong.outcomes[0].status is EnrolStatus.REJECTED
+    assert wrong.outcomes[0].reasons == ("matches_other_person",)
+    conflict = wrong.outcomes[0].conflict
+    assert conflict is not None and conflict.name == "Barack Obama"
     ok = gallery.enroll("Joe Biden", [fixtures_dir / "biden.jpg"])
-    assert ok.outcomes[0].flags == ()
+    assert ok.outcomes[0].status is EnrolStatus.ACCEPTED and ok.outcomes[0].flags == ()
 
 
 def test_people_management_and_audit(gallery: Gallery, fixtures_dir: Path) -> None:

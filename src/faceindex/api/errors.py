@@ -11,14 +11,16 @@ stable ``code``; no traceback ever reaches a client.
   that is not the server's own);
 - 405 ``method_not_allowed``: wrong HTTP method for the route;
 - 408 ``request_timeout``: the request body did not arrive within ``body_timeout_s``;
-- 409 ``conflict``, ``embedding_model_mismatch``: duplicate name or external id, mixed models;
+- 409 ``conflict``, ``embedding_model_mismatch``: duplicate name (matched regardless of
+  case) or external id, mixed models (also an imported export of another model);
 - 413 ``image_too_large``: an image over the byte or pixel limit; ``request_too_large``: a
   body over the request limit;
 - 415 ``unsupported_media_type``: a body neither ``multipart/form-data`` nor JSON;
 - 422 ``validation_error``: missing or malformed fields, bad JSON, bad parameters;
 - 422 ``invalid_input``, ``image_decode_error``: the :class:`InvalidInputError` family (not
   an image, truncated, bad base64);
-- 422 ``no_face``, ``multiple_faces``, ``quality_too_low``: a face was needed, none usable;
+- 422 ``no_face`` (``face_too_small`` when the detector saw one under its size limit),
+  ``multiple_faces``, ``quality_too_low``: a face was needed, none usable;
 - 429 ``rate_limited``: the key's rate limit is spent (``Retry-After`` says when to retry);
 - 500 ``config_error``, ``key_required``, ``wrong_key``: the server is misconfigured;
 - 500 ``internal_error``: a bug (details only in the server log);

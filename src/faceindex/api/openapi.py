@@ -23,7 +23,7 @@ _DESCRIPTIONS: dict[int, str] = {
     415: "The body is neither multipart/form-data nor JSON (`unsupported_media_type`)",
     422: "Invalid request: missing or malformed fields (`validation_error`), not an image "
     "(`image_decode_error`, `invalid_input`), or no usable face where one is needed "
-    "(`no_face`)",
+    "(`no_face`, `face_too_small`)",
     429: "Rate limit reached (`rate_limited`); the Retry-After header says when to retry",
     500: "Server error: misconfiguration (`config_error`) or a bug (`internal_error`)",
     503: "Models or the gallery are unavailable (`model_unavailable`, `storage_error`)",

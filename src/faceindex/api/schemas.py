@@ -133,6 +133,11 @@ class DetectResponse(_Wire):
     faces: list[DetectedFace]
     width: int
     height: int
+    message: str | None = Field(
+        default=None,
+        description="when no face is listed but the detector saw one under its size limit: "
+        "face too small (N px, need M)",
+    )
 
 
 class VerifyResponse(_Wire):
@@ -140,6 +145,20 @@ class VerifyResponse(_Wire):
     match: bool
     threshold: float
     model: str
+    face_a: int | None = Field(
+        default=None, description="index of the compared face among faces_a (largest first)"
+    )
+    face_b: int | None = Field(
+        default=None, description="index of the compared face among faces_b (null: a person)"
+    )
+    bbox_a: list[float] | None = Field(default=None, description="box of the compared face of A")
+    bbox_b: list[float] | None = Field(default=None, description="box of the compared face of B")
+    faces_a: list[list[float]] = Field(
+        default_factory=list, description="boxes of every face found in A, largest first"
+    )
+    faces_b: list[list[float]] = Field(
+        default_factory=list, description="boxes of every face found in B, largest first"
+    )
 
 
 class PersonRef(_Wire):
@@ -165,6 +184,11 @@ class IdentifiedFace(_Wire):
     similarity: float | None = Field(description="the best candidate's score, even if unknown")
     decision: Literal["identified", "unknown", "ambiguous"]
     runner_up: PersonScore | None
+    candidate: PersonScore | None = Field(
+        default=None,
+        description="the closest enrolled person whatever the decision (for an unknown "
+        "face: who came nearest, and how near); null only when the gallery is empty",
+    )
 
     @classmethod
     def from_core(cls, f: Identification) -> IdentifiedFace:
@@ -177,6 +201,7 @@ class IdentifiedFace(_Wire):
             similarity=None if f.similarity is None else round(f.similarity, 6),
             decision=str(f.decision),  # type: ignore[arg-type]
             runner_up=PersonScore.from_core(f.runner_up),
+            candidate=PersonScore.from_core(f.best),
         )
 
 
@@ -184,6 +209,11 @@ class IdentifyResponse(_Wire):
     faces: list[IdentifiedFace]
     width: int
     height: int
+    message: str | None = Field(
+        default=None,
+        description="when no face is listed but the detector saw one under its size limit: "
+        "face too small (N px, need M)",
+    )
 
 
 class DetectJson(Input):
@@ -194,11 +224,20 @@ class IdentifyJson(DetectJson):
     pass
 
 
+#: A face selector: an index into a photo's faces as detect lists them (largest first).
+FaceIndex = Annotated[StrictInt, Field(ge=0, le=10_000)]
+
+
 class VerifyJson(Input):
     image_a_base64: str | None = None
     image_b_base64: str | None = None
     image_base64: str | None = None
     person_id: WireId | None = None
+    face_a: FaceIndex | None = Field(default=None, description="which face of A (default 0)")
+    face_b: FaceIndex | None = Field(default=None, description="which face of B (default 0)")
+    search: bool = Field(
+        default=False, description="compare A's face with every face of B; answer the best"
+    )
 
 
 # -- people -------------------------------------------------------------------------------
@@ -242,16 +281,34 @@ class PersonPatch(Input):
     )
 
 
+class EnrolConflict(_Wire):
+    person_id: int = Field(description="the other enrolled person the face matches")
+    name: str
+    similarity: float
+
+
 class EnrolledPhoto(_Wire):
     source: str = Field(description="the uploaded file's name")
     status: Literal["accepted", "rejected", "duplicate"]
-    reasons: list[str] = Field(description="why rejected: no_face, several_faces, blurry, ...")
+    reasons: list[str] = Field(
+        description="why rejected: no_face, face_too_small, several_faces, blurry, "
+        "matches_other_person, ..."
+    )
     template_id: int | None
     quality: Quality | None
     flags: list[str] = Field(description="e.g. closer_to_other_person:ID")
+    conflict: EnrolConflict | None = Field(
+        default=None,
+        description="the other person this face matches: why it was refused "
+        "(matches_other_person), or who it matched when enrolled with force",
+    )
+    message: str | None = Field(
+        default=None, description="the rejection in words, e.g. face too small (14 px, need 20)"
+    )
 
     @classmethod
     def from_core(cls, o: PhotoOutcome) -> EnrolledPhoto:
+        c = o.conflict
         return cls(
             source=o.source,
             status=str(o.status),  # type: ignore[arg-type]
@@ -259,6 +316,8 @@ class EnrolledPhoto(_Wire):
             template_id=o.template_id,
             quality=Quality.from_core(o.quality),
             flags=list(o.flags),
+            conflict=None if c is None else EnrolConflict(**c.as_dict()),
+            message=o.message,
         )
 
 
@@ -267,12 +326,30 @@ class EnrolResponse(_Wire):
     photos: list[EnrolledPhoto]
 
 
+class MergeRequest(Input):
+    from_person_id: WireId = Field(description="the person folded in (and deleted)")
+
+
+# -- gallery transfer ---------------------------------------------------------------------
+
+
+class ImportResult(_Wire):
+    people_created: int
+    people_merged: int = Field(description="people of the file added to a same-named person")
+    templates_added: int
+    skipped: int = Field(description="templates not imported (their photo is already enrolled)")
+
+
 class FaceTemplate(_Wire):
     id: int = Field(description="the template id")
     quality: float | None
     source: str | None
     created_at: str
     has_photo: bool = Field(description="whether the photo is kept (see the photo endpoint)")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="enrolment flags, e.g. matches_other_person:ID (enrolled with force)",
+    )
 
 
 class FaceList(_Wire):

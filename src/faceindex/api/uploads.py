@@ -197,6 +197,46 @@ class ImageBody:
             )
         return value
 
+    def index(self, name: str) -> int | None:
+        """A non-negative integer field (a face index), multipart text or JSON number."""
+        raw: Any = self.json.get(name) if self.json is not None else self.fields.get(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw.strip()) if isinstance(raw, str) else raw
+        except ValueError:
+            value = None
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
+            raise RequestValidationError(
+                [{"loc": ("body", name), "msg": "must be an integer >= 0", "type": "int_type"}]
+            )
+        return value
+
+    def boolean(self, name: str) -> bool:
+        """A boolean field: JSON true/false, or multipart text true/false/1/0/yes/no/on/off
+        (absent: false)."""
+        raw: Any = self.json.get(name) if self.json is not None else self.fields.get(name)
+        if raw is None:
+            return False
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise RequestValidationError(
+            [{"loc": ("body", name), "msg": "must be true or false", "type": "bool_type"}]
+        )
+
+    def text(self, name: str) -> str | None:
+        """A multipart text field as sent (None if absent)."""
+        return self.fields.get(name)
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
 
 async def read_image_body(
     request: Request,

@@ -63,24 +63,31 @@ class _DlibDetectorBase:
         raise NotImplementedError
 
     def detect(self, image: ImageArray) -> tuple[Face, ...]:
+        return self._gated(image, small=False)
+
+    def detect_small(self, image: ImageArray) -> tuple[Face, ...]:
+        """The faces :meth:`detect` drops for a shorter side under ``min_face_px``."""
+        return self._gated(image, small=True)
+
+    def _gated(self, image: ImageArray, *, small: bool) -> tuple[Face, ...]:
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        small = _resize(image, scale)
+        shrunk = _resize(image, scale)
         upsample = self.upsample
         if upsample is None:
             # Upsample only where faces could be too small for the detector's window.
-            upsample = 1 if min(small.shape[:2]) < 720 else 0
+            upsample = 1 if min(shrunk.shape[:2]) < 720 else 0
         predictor = self._shape5.get()
         faces: list[Face] = []
-        for rect, score in self._run(small, upsample):
+        for rect, score in self._run(shrunk, upsample):
             if score < self.score_threshold:
                 continue
-            shape = predictor(small, rect)
+            shape = predictor(shrunk, rect)
             pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32) / scale
             box = BBox(
                 rect.left() / scale, rect.top() / scale, rect.right() / scale, rect.bottom() / scale
             ).clipped(w, h)
-            if min(box.width, box.height) < self.min_face_px:
+            if (min(box.width, box.height) < self.min_face_px) != small:
                 continue
             faces.append(
                 Face(bbox=box, score=float(score), landmarks=Landmarks(pts, LandmarkScheme.DLIB_5))

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from faceindex.gallery.gallery import Gallery
     from faceindex.gallery.records import set_actor
     from faceindex.gallery.tables import Person, TemplateInfo
+    from faceindex.gallery.transfer import ImportReport
     from faceindex.pipeline import Pipeline
 
 __all__ = [
     "EnrolStatus",
     "EnrolmentReport",
     "Gallery",
+    "ImportReport",
     "Person",
     "PhotoOutcome",
     "TemplateInfo",
@@ -38,6 +40,7 @@ _LAZY = {
     "EnrolmentReport": "faceindex.gallery.enrolment",
     "EnrolStatus": "faceindex.gallery.enrolment",
     "PhotoOutcome": "faceindex.gallery.enrolment",
+    "ImportReport": "faceindex.gallery.transfer",
     "Person": "faceindex.gallery.tables",
     "TemplateInfo": "faceindex.gallery.tables",
     "set_actor": "faceindex.gallery.records",

@@ -5,14 +5,22 @@ unambiguous: see :func:`dominant_face` for the background faces that do not make
 ambiguous), and the face quality issues of :mod:`faceindex.quality` (too small, blurry,
 too dark/bright, extreme pose). A photo whose bytes are already enrolled is a duplicate
 (skipped for the same person, rejected for another), which also makes bulk enrolment
-resumable. An accepted photo whose face is closer to another enrolled person than to its
-own person's templates is flagged. Each accepted photo commits in one transaction with its
-template and audit entry.
+resumable. A face the detector saw but that is below its size gate is rejected as
+``face_too_small`` with a message giving both sizes. A face that **matches another enrolled
+person** (at or above the decision threshold, and better than its own person's templates,
+or its person has none yet: :meth:`~faceindex.gallery.searcher.Searcher.cross_check`) is
+refused as ``matches_other_person`` with the ``conflict`` (who, how alike), unless the
+caller forces it: then it is enrolled, its template keeps the flag
+``matches_other_person:ID`` (listed with the person's faces, so it can be found and
+removed), and the audit entry's decision is ``forced``. Each accepted photo commits in one
+transaction with its template and audit entry.
 
 Flags of an outcome (informative, the photo is still accepted): ``ignored_faces:N`` (the
 subject was enrolled and N background faces left out), ``crop_fallback`` (no face was
 detected; the photo, shaped like an aligned face crop, was taken whole: see
-:func:`faceindex.pipeline.looks_like_face_crop`), and the cross-person check's flags.
+:func:`faceindex.pipeline.looks_like_face_crop`), ``closer_to_other_person:ID`` (closer to
+that person than to its own, below the threshold) and, when forced,
+``matches_other_person:ID``. The flags are kept with the template.
 """
 
 from __future__ import annotations
@@ -48,6 +56,28 @@ class EnrolStatus(enum.StrEnum):
     DUPLICATE = "duplicate"
 
 
+#: The reason (and flag kind) of a face that matches another enrolled person.
+MATCHES_OTHER_PERSON = "matches_other_person"
+#: The reason of a photo whose only faces are below the detector's size gate.
+FACE_TOO_SMALL = "face_too_small"
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The other enrolled person an enrolment face matches, and how alike."""
+
+    person_id: int
+    name: str
+    similarity: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "name": self.name,
+            "similarity": round(self.similarity, 6),
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class PhotoOutcome:
     source: str
@@ -56,6 +86,11 @@ class PhotoOutcome:
     template_id: int | None = None
     quality: Quality | None = None
     flags: tuple[str, ...] = ()
+    #: The other person the face matches (refused, or enrolled with ``force``).
+    conflict: Conflict | None = None
+    #: The rejection in words where the reason code alone does not say it all
+    #: (``face too small (14 px, need 20)``).
+    message: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +100,8 @@ class PhotoOutcome:
             "template_id": self.template_id,
             "quality": self.quality.as_dict() if self.quality else None,
             "flags": list(self.flags),
+            "conflict": None if self.conflict is None else self.conflict.as_dict(),
+            "message": self.message,
         }
 
 
@@ -110,11 +147,14 @@ class Enroller:
         external_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         person_id: int | None = None,
+        force: bool = False,
     ) -> EnrolmentReport:
         """Enrol photos of one person (created on the first accepted photo).
 
         With ``person_id`` the photos go to that existing person whatever their name is by
-        the time each photo is committed (renames in between cannot misfile them).
+        the time each photo is committed (renames in between cannot misfile them). The
+        name is matched regardless of case ("barack obama" adds to "Barack Obama").
+        ``force``: enrol faces that match another person too (flagged and audited).
         """
         if sources is not None and len(sources) != len(images):
             raise InvalidInputError("sources must name each image")
@@ -131,6 +171,7 @@ class Enroller:
                     external_id=external_id,
                     metadata=metadata,
                     person_id=person_id,
+                    force=force,
                 )
             )
         person = None
@@ -148,6 +189,7 @@ class Enroller:
         external_id: str | None,
         metadata: Mapping[str, Any] | None,
         person_id: int | None,
+        force: bool,
     ) -> PhotoOutcome:
         try:
             data = photo_bytes(image)
@@ -167,6 +209,10 @@ class Enroller:
         except FaceIndexError as exc:
             return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
         if not faces:
+            small = self.pipeline.small_face(rgb)
+            if small is not None:
+                message = self.pipeline.too_small_text(small)
+                return PhotoOutcome(label, EnrolStatus.REJECTED, (FACE_TOO_SMALL,), message=message)
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("no_face",))
         height, width = rgb.shape[:2]
         subject = dominant_face(faces, width, height)
@@ -184,7 +230,26 @@ class Enroller:
         face = self.pipeline.embed_faces(rgb, [subject])[0]
         if face.embedding is None:
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("not_embedded",), flags=notes)
-        flags = notes + self.searcher.cross_check(face.embedding.vector, existing)
+        check = self.searcher.cross_check(face.embedding.vector, existing)
+        conflict = None
+        flags = notes
+        if check is not None:
+            flags += (check.flag,)
+            if check.conflict:
+                other = check.other
+                conflict = Conflict(other.person_id, other.name, other.similarity)
+                if not force:
+                    return PhotoOutcome(
+                        label,
+                        EnrolStatus.REJECTED,
+                        (MATCHES_OTHER_PERSON,),
+                        quality=face.quality,
+                        flags=notes,
+                        conflict=conflict,
+                        message=f"this face matches {other.name} (similarity "
+                        f"{other.similarity:.3f}) better than this person's photos; "
+                        "enrol it with force if it is the right person",
+                    )
         with self.store.transaction() as conn:
             if person_id is not None:
                 if not self.store.person_exists(conn, person_id):
@@ -198,14 +263,17 @@ class Enroller:
             photo_id = self.store.add_photo(
                 conn, person_id, digest, source=label, data=_photo_to_keep(image, data, rgb, keep)
             )
-            template_id = add_template(self.store, conn, person_id, photo_id, face)
+            template_id = add_template(self.store, conn, person_id, photo_id, face, flags=flags)
+            details: dict[str, Any] = {"template_id": template_id, "flags": list(flags)}
+            if conflict is not None:
+                details["conflict"] = conflict.as_dict()
             self.store.audit(
                 conn,
                 "enroll",
                 actor=self.actor(),
                 person_id=person_id,
-                decision="accepted",
-                details={"template_id": template_id, "flags": list(flags)},
+                decision="forced" if conflict is not None else "accepted",
+                details=details,
             )
         return PhotoOutcome(
             label,
@@ -214,6 +282,7 @@ class Enroller:
             template_id=template_id,
             quality=face.quality,
             flags=flags,
+            conflict=conflict,
         )
 
     def _person_id(self, name: str) -> int | None:
@@ -277,7 +346,13 @@ def _notes(face: Face, n_faces: int) -> tuple[str, ...]:
 
 
 def add_template(
-    store: SqliteStore, conn: sqlite3.Connection, person_id: int, photo_id: int, face: Face
+    store: SqliteStore,
+    conn: sqlite3.Connection,
+    person_id: int,
+    photo_id: int,
+    face: Face,
+    *,
+    flags: tuple[str, ...] = (),
 ) -> int:
     """Store an embedded face as a template (enrolment and re-embedding)."""
     if face.embedding is None:  # pragma: no cover - callers embed first
@@ -289,6 +364,7 @@ def add_template(
         photo_id=photo_id,
         quality=face.quality.score if face.quality else None,
         bbox=face.bbox,
+        flags=flags,
     )
 
 

@@ -2,11 +2,13 @@
 
 :class:`Gallery` composes the parts, each in its own module, and owns none of their logic:
 
-- :mod:`~faceindex.gallery.records`: people and the audit log (no models);
+- :mod:`~faceindex.gallery.records`: people (names matched regardless of case), merging
+  two people, and the audit log (no models);
 - :mod:`~faceindex.gallery.enrolment`: quality gate, duplicate photos, cross-person check;
 - :mod:`~faceindex.gallery.searcher`: index cache, top-k, aggregation, open-set decision
   (identification and verification against an enrolled person);
 - :mod:`~faceindex.gallery.migration`: re-embedding to another model;
+- :mod:`~faceindex.gallery.transfer`: the gallery to one file and back (export, import);
 - :mod:`~faceindex.gallery.store` (SQL only) with :mod:`~faceindex.gallery.sealing`
   (encryption at rest) underneath.
 
@@ -28,15 +30,16 @@ import numpy as np
 from faceindex.calibration import Calibration
 from faceindex.config import Settings
 from faceindex.crypto import TemplateKey
-from faceindex.errors import NoFaceError, NotFoundError
+from faceindex.errors import NotFoundError
 from faceindex.gallery import migration
 from faceindex.gallery.enrolment import Enroller, EnrolmentReport
 from faceindex.gallery.records import CALIBRATION_KEY, GalleryRecords
 from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.searcher import Expectations, Searcher, SearchPolicy
 from faceindex.gallery.store import SqliteStore
+from faceindex.gallery.transfer import ImportReport, import_gallery
 from faceindex.io.image import ImageSource
-from faceindex.pipeline import Pipeline
+from faceindex.pipeline import FaceChoice, Pipeline
 from faceindex.search import AggregationRule
 from faceindex.types import Identification, Verification
 
@@ -152,8 +155,12 @@ class Gallery(GalleryRecords):
         external_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         person_id: int | None = None,
+        force: bool = False,
     ) -> EnrolmentReport:
-        """Enrol photos of one person (created on the first accepted photo)."""
+        """Enrol photos of one person (created on the first accepted photo; the name is
+        matched regardless of case). A face that matches another enrolled person is refused
+        (``matches_other_person``, with the ``conflict``) unless ``force`` (see
+        :mod:`~faceindex.gallery.enrolment`)."""
         self._check_model()
         return self._enrolment().enroll(
             name,
@@ -163,6 +170,7 @@ class Gallery(GalleryRecords):
             external_id=external_id,
             metadata=metadata,
             person_id=person_id,
+            force=force,
         )
 
     def enroll_person(
@@ -172,11 +180,17 @@ class Gallery(GalleryRecords):
         *,
         sources: Sequence[str] | None = None,
         keep_photos: bool | None = None,
+        force: bool = False,
     ) -> EnrolmentReport:
         """Enrol photos of an existing person, by id or name (:class:`NotFoundError` if none)."""
         person = self._store.person(ref)
         return self.enroll(
-            person.name, images, sources=sources, keep_photos=keep_photos, person_id=person.id
+            person.name,
+            images,
+            sources=sources,
+            keep_photos=keep_photos,
+            person_id=person.id,
+            force=force,
         )
 
     # -- search -------------------------------------------------------------------------
@@ -212,23 +226,30 @@ class Gallery(GalleryRecords):
         self._check_model()
         return self.searcher.identify(vectors)
 
-    def verify_person(self, image: ImageSource, ref: int | str) -> Verification:
-        """1:1: is the largest face of ``image`` this enrolled person?
+    def verify_person(
+        self, image: ImageSource, ref: int | str, *, face: int | None = None
+    ) -> Verification:
+        """1:1: is the largest face of ``image`` (or face ``face``, largest first) this
+        enrolled person?
 
         The face is compared with each of the person's templates, aggregated by the
         gallery's rule; the decision uses the verification threshold.
         """
+        return self.verify_person_face(image, ref, face=face)[0]
+
+    def verify_person_face(
+        self, image: ImageSource, ref: int | str, *, face: int | None = None
+    ) -> tuple[Verification, FaceChoice]:
+        """:meth:`verify_person`, with the face compared and every face of the photo."""
         self._check_model()
         person = self._store.person(ref)
         searcher = self.searcher
         if not self._store.templates(person.id):
             raise NotFoundError(f"{person.name} has no enrolled face to compare with")
-        face = self.pipeline.largest_face(image)
-        if face.embedding is None:  # pragma: no cover - largest_face always embeds
-            raise NoFaceError("the face could not be embedded")
-        result = searcher.verify(face.embedding.vector, person.id)
+        choice = self.pipeline.choose_face(image, face)
+        result = searcher.verify(choice.embedding.vector, person.id)
         self.record("verify", person_id=person.id, decision=str(result.decision))
-        return result
+        return result, choice
 
     def expectations(self) -> Expectations:
         """Expected FPIR/FNIR of this gallery at its threshold (``faceindex stats``)."""
@@ -264,6 +285,16 @@ class Gallery(GalleryRecords):
     def _own_calibration(self) -> Calibration | None:
         cal = self.calibration()
         return cal if cal is not None and cal.model_id == self.pipeline.model_id else None
+
+    def import_from(self, data: bytes) -> ImportReport:
+        """Add the people and templates of an export file (:meth:`export`), matching people
+        by name (regardless of case) and skipping photos already enrolled; refused when its
+        templates are of another model than the gallery's (see
+        :mod:`~faceindex.gallery.transfer`). One transaction, audited."""
+        model_id = self._store.model_id or self.pipeline.model_id
+        report = import_gallery(self._store, data, model_id=model_id, actor=self.current_actor())
+        self._refresh_index()
+        return report
 
     def rebuild_index(self, backend: str | None = None) -> int:
         """Drop the index cache and rebuild it from the store; returns its size."""

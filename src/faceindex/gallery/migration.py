@@ -42,7 +42,7 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
     for template_id, _, photo_id, _ in sources:
         by_photo.setdefault(int(photo_id or 0), []).append(template_id)
     infos = {t.id: t for pid in {p for _, p, _, _ in sources} for t in store.templates(pid)}
-    new_rows: list[tuple[int, int, Face]] = []
+    new_rows: list[tuple[int, int, Face, tuple[str, ...]]] = []
     for photo_id, template_ids in by_photo.items():
         data = store.photo_bytes(photo_id)
         if data is None:  # pragma: no cover - excluded above
@@ -57,13 +57,14 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
                     f"the face of template #{template_id} is not found again in photo "
                     f"#{photo_id} by the new model's detector; nothing was changed"
                 )
-            new_rows.append((info.person_id, photo_id, pipeline.embed_faces(rgb, [face])[0]))
+            embedded = pipeline.embed_faces(rgb, [face])[0]
+            new_rows.append((info.person_id, photo_id, embedded, info.flags))
     with store.transaction() as conn:
         store.delete_all_templates(conn)
         store.add_pending_erasure(conn, "reembed")
         store.unbind_model(conn)
-        for person_id, photo_id, face in new_rows:
-            add_template(store, conn, person_id, photo_id, face)
+        for person_id, photo_id, face, flags in new_rows:
+            add_template(store, conn, person_id, photo_id, face, flags=flags)
         store.audit(
             conn,
             "reembed",
@@ -97,6 +98,7 @@ def _convert(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int | Non
                 photo_id=info.photo_id,
                 quality=info.quality,
                 bbox=info.bbox,
+                flags=info.flags,
             )
         store.audit(
             conn,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from faceindex.calibration import Calibration
 from faceindex.crypto import TemplateKey
+from faceindex.errors import InvalidInputError, NotFoundError
 from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
 
@@ -159,6 +160,47 @@ class GalleryRecords:
                 person_id=person.id,
             )
         return self._store.person(person.id)
+
+    def merge(self, into: int | str, other: int | str) -> Person:
+        """Fold ``other`` into ``into``: its templates and photos move to ``into`` and
+        ``other`` is deleted, in one transaction with a ``merge`` audit entry.
+
+        ``into`` keeps its name; it takes ``other``'s external id if it had none, and
+        ``other``'s metadata keys it lacks. Returns the merged person.
+        """
+        keep, gone = self._store.person(into), self._store.person(other)
+        if keep.id == gone.id:
+            raise InvalidInputError(f"cannot merge {keep.name} into themselves")
+        with self._store.transaction() as conn:
+            if not self._store.person_exists(conn, keep.id):
+                raise NotFoundError(f"no person #{keep.id}", person=keep.id)
+            templates, photos = self._store.move_person(conn, gone.id, keep.id)
+            self._store.delete_person(conn, gone.id)
+            metadata = {**gone.metadata, **keep.metadata}
+            external_id = gone.external_id if not keep.external_id else None
+            self._store.update_person(
+                conn,
+                keep.id,
+                external_id=external_id or None,
+                metadata=metadata if metadata != dict(keep.metadata) else None,
+            )
+            self._store.audit(
+                conn,
+                "merge",
+                actor=self.current_actor(),
+                person_id=keep.id,
+                details={"from_person_id": gone.id, "templates": templates, "photos": photos},
+            )
+        self._refresh_index()
+        return self._store.person(keep.id)
+
+    def export(self, *, photos: bool = False) -> bytes:
+        """The whole gallery as one file (:mod:`~faceindex.gallery.transfer`): people,
+        external ids, metadata, templates with their model and flags, and the kept photos
+        when ``photos``. Sealed with the gallery's key when it has one. Audited."""
+        from faceindex.gallery.transfer import export_gallery
+
+        return export_gallery(self._store, photos=photos, actor=self.current_actor())
 
     def remove(self, ref: int | str) -> int:
         """Erase a person: every template, photo and index entry. Returns templates removed.

@@ -20,6 +20,17 @@ Layout:
 - ids of persons, photos and templates are ``AUTOINCREMENT`` (migration 3): SQLite never
   hands a deleted row's id to a new row, so a retried delete cannot erase someone else
   and the audit log's ids always name one person.
+- migration 5: ``persons.name_key``, the name as people are matched (Unicode NFKC,
+  case-folded: :func:`name_key`), so "barack obama" finds "Barack Obama" and no second
+  person can be given a name differing only in case. Uniqueness of the key is checked by the
+  store inside each write transaction (which holds SQLite's write lock), not by a UNIQUE
+  index: galleries written before version 5 may already hold two people whose names differ
+  only in case, and the migration must not fail on them. Those are kept as they are
+  (addressed by their exact name or id; ``merge`` folds one into the other). It also adds
+  ``templates.flags``, a JSON list of the enrolment flags of each template
+  (``matches_other_person:ID`` on a face enrolled with ``force``), so such faces can be
+  listed and removed; and logs a template moved to another person (``merge``) as removed
+  and added again, so vector indexes replaying ``template_log`` learn its new owner.
 - migration 2 created the REST API's ``api_keys`` table in releases before 0.2; that table
   now belongs to :mod:`faceindex.apikeys` and its own migrations, so the step is a no-op
   here (kept so that version numbers stay stable for existing files).
@@ -28,8 +39,19 @@ Layout:
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 
 from faceindex.db import migrate as run_migrations
+
+#: The SQL function migration 5 computes ``persons.name_key`` with (see :func:`name_key`).
+NAME_KEY_FUNCTION = "faceindex_name_key"
+
+
+def name_key(name: str) -> str:
+    """How names are compared: stripped, NFKC-normalised and case-folded (Unicode-wide,
+    unlike SQLite's ASCII-only ``NOCASE``): "ÉLISE" and "élise" are one name."""
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
+
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -184,6 +206,17 @@ MIGRATIONS: tuple[str, ...] = (
         template_id INTEGER
     );
     """,
+    # 5: names compared without regard to case; enrolment flags kept per template
+    f"""
+    ALTER TABLE persons ADD COLUMN name_key TEXT;
+    UPDATE persons SET name_key = {NAME_KEY_FUNCTION}(name);
+    CREATE INDEX persons_name_key ON persons(name_key);
+    ALTER TABLE templates ADD COLUMN flags TEXT NOT NULL DEFAULT '[]';
+    CREATE TRIGGER templates_logged_move AFTER UPDATE OF person_id ON templates BEGIN
+        INSERT INTO template_log (template_id, op) VALUES (OLD.id, 'remove');
+        INSERT INTO template_log (template_id, op) VALUES (NEW.id, 'add');
+    END;
+    """,
 )
 
 #: The migrations that rebuild tables: run with foreign keys off (see faceindex.db.migrate).
@@ -194,4 +227,5 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the gallery tables to :data:`SCHEMA_VERSION`; returns the version found before."""
+    conn.create_function(NAME_KEY_FUNCTION, 1, name_key, deterministic=True)
     return run_migrations(conn, MIGRATIONS, component="gallery", rebuilds=REBUILDS)

@@ -24,7 +24,7 @@ from faceindex.gallery.store import SqliteStore
 from faceindex.index import VectorIndex, build_index
 from faceindex.pipeline import Pipeline
 from faceindex.search import AggregationRule, decide, rank_people
-from faceindex.types import Identification, Match, Verification
+from faceindex.types import IdentDecision, Identification, Match, Verification
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,23 @@ class SearchPolicy:
             fixed = spec.identify_threshold
             threshold = verify if fixed is None else float(fixed)
         return cls(verify_threshold=verify, threshold=threshold, tail=tail, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheck:
+    """An enrolment face against the other people (:meth:`Searcher.cross_check`)."""
+
+    #: The closest other person, named, with the face's similarity to them.
+    other: Match
+    #: The face's similarity to its own person (None: the person has no template yet).
+    own_similarity: float | None
+    #: True: the face matches ``other`` (refused unless forced); False: only closer.
+    conflict: bool
+
+    @property
+    def flag(self) -> str:
+        kind = "matches_other_person" if self.conflict else "closer_to_other_person"
+        return f"{kind}:{self.other.person_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,18 +200,32 @@ class Searcher:
             out.append(rank_people(row_sims[keep], owners, self.policy.rule))
         return out
 
-    def cross_check(self, vector: np.ndarray, own_id: int | None) -> tuple[str, ...]:
-        """Flags for an enrolment face closer to another person than to its own."""
+    def cross_check(self, vector: np.ndarray, own_id: int | None) -> CrossCheck | None:
+        """How an enrolment face for person ``own_id`` (None: a new person) compares with
+        the other enrolled people; None when nothing is worth saying.
+
+        A **conflict** (the photo is refused unless forced) is a face that matches another
+        person, at or above the open-set decision threshold (:meth:`threshold`), and better
+        than any template of its own person (or its person has none yet): it would be
+        identified as that other person. A face only closer to another person than to its
+        own, but below the threshold, is no conflict, just the informative flag
+        ``closer_to_other_person:ID``.
+        """
         ranked = self.rank(self._check(vector[None, :]))[0]
         own = next((c.similarity for c in ranked if c.person_id == own_id), None)
         other = next((c for c in ranked if c.person_id != own_id), None)
         if other is None:
-            return ()
-        if own is not None and other.similarity > own:
-            return (f"closer_to_other_person:{other.person_id}",)
-        if own is None and other.similarity >= self.threshold():
-            return (f"matches_other_person:{other.person_id}",)
-        return ()
+            return None
+        closer = own is None or other.similarity > own
+        if not closer:
+            return None
+        conflict = other.similarity >= self.threshold()
+        if not conflict and own is None:
+            return None
+        named = self._named([Identification(IdentDecision.UNKNOWN, other, None)])[0].best
+        if named is None:  # erased meanwhile
+            return None
+        return CrossCheck(named, own, conflict=conflict)
 
     def _check(self, vectors: np.ndarray) -> np.ndarray:
         arr = np.asarray(vectors, dtype=np.float32)
@@ -245,6 +276,9 @@ class Searcher:
                 state = self._build()
             else:
                 added, removed, last = self.store.changes_since(state.last_seq)
+                # A template moved to another person (merge) is logged as removed and
+                # added again: take it out before it goes back in with its new owner.
+                removed = removed + [t for t in added if t in state.owners]
                 if removed:
                     state.index.remove(np.array(removed, dtype=np.int64))
                     for t in removed:

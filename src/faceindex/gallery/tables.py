@@ -7,8 +7,6 @@ composes them and owns the connection. Only :mod:`faceindex.gallery` uses this m
 from __future__ import annotations
 
 import json
-import math
-import re
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -25,7 +23,15 @@ from faceindex.errors import (
     NotFoundError,
     StorageError,
 )
+from faceindex.gallery.schema import name_key
 from faceindex.gallery.sealing import Sealer, photo_context, template_context
+from faceindex.gallery.values import (
+    json_object,
+    like_pattern,
+    storable,
+    validate_external_id,
+    validate_name,
+)
 from faceindex.types import BBox, Embedding, FloatArray
 
 
@@ -65,6 +71,9 @@ class TemplateInfo:
     encrypted: bool
     created_at: str
     source: str | None
+    #: Enrolment flags kept with the template (``matches_other_person:ID`` when enrolled
+    #: with ``force`` despite matching another person; see :mod:`~faceindex.gallery.enrolment`).
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,48 +84,6 @@ class VectorSet:
     person_ids: np.ndarray
     vectors: FloatArray
     last_seq: int
-
-
-_ID_REFERENCE = re.compile(r"#\d+")
-
-
-def _validate_name(name: str) -> str:
-    clean = name.strip()
-    if not clean:
-        raise InvalidInputError("a person's name cannot be empty")
-    if len(clean) > 200:
-        raise InvalidInputError("a person's name is limited to 200 characters")
-    if any(ord(c) < 32 for c in clean):
-        raise InvalidInputError("a person's name cannot contain control characters")
-    if not _is_unicode(clean):
-        raise InvalidInputError("a person's name must be valid Unicode (no lone surrogates)")
-    if _ID_REFERENCE.fullmatch(clean):
-        # "#12" is how people are addressed by id (CLI, person(ref)); a name spelled like
-        # that would shadow or be shadowed by the person with that id.
-        raise InvalidInputError(f"a person's name cannot look like an id reference ({clean!r})")
-    return clean
-
-
-def _validate_external_id(external_id: str | None) -> str | None:
-    if external_id is not None and not _is_unicode(external_id):
-        raise InvalidInputError("an external id must be valid Unicode (no lone surrogates)")
-    return external_id
-
-
-def _storable(text: str | None) -> str | None:
-    """``text`` with lone surrogates (an undecodable file name) written as ``\\udcXX``."""
-    if text is None or _is_unicode(text):
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _is_unicode(text: str) -> bool:
-    """Whether ``text`` encodes to UTF-8 (no lone surrogate, as JSON ``\\ud800`` can give)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class _Connected:
@@ -170,27 +137,69 @@ class PersonTable(_Connected):
         external_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> int:
-        name = _validate_name(name)
-        external_id = _validate_external_id(external_id)
+        """A new person; :class:`ConflictError` if the name (regardless of case) or the
+        external id is taken. Checked inside ``conn``'s write transaction, so two writers
+        cannot both pass the check."""
+        name = validate_name(name)
+        external_id = validate_external_id(external_id)
+        self._check_free(conn, name, external_id, own_id=None)
         stamp = now()
         try:
             cur = conn.execute(
-                "INSERT INTO persons (name, external_id, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, external_id, _json_object(metadata), stamp, stamp),
+                "INSERT INTO persons (name, name_key, external_id, metadata, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, name_key(name), external_id, json_object(metadata), stamp, stamp),
             )
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(
-                f"a person named {name!r} or with external id {external_id!r} already exists"
-            ) from exc
+        except sqlite3.IntegrityError as exc:  # pragma: no cover - _check_free saw it first
+            raise ConflictError(f"a person named {name!r} already exists") from exc
         return int(cur.lastrowid or 0)
 
+    def _check_free(
+        self,
+        conn: sqlite3.Connection,
+        name: str | None,
+        external_id: str | None,
+        *,
+        own_id: int | None,
+    ) -> None:
+        """:class:`ConflictError`, in plain words, if another person has this name (in any
+        case) or this external id."""
+        if name is not None:
+            row = conn.execute(
+                "SELECT id, name FROM persons WHERE name_key = ? AND id IS NOT ? LIMIT 1",
+                (name_key(name), own_id),
+            ).fetchone()
+            if row is not None:
+                same = row["name"] == name
+                raise ConflictError(
+                    f"a person named {row['name']!r} already exists"
+                    + ("" if same else " (names are matched regardless of case)"),
+                    person_id=int(row["id"]),
+                    name=str(row["name"]),
+                )
+        if external_id:
+            row = conn.execute(
+                "SELECT id FROM persons WHERE external_id = ? AND id IS NOT ? LIMIT 1",
+                (external_id, own_id),
+            ).fetchone()
+            if row is not None:
+                raise ConflictError(
+                    f"another person already has the external id {external_id!r}",
+                    person_id=int(row["id"]),
+                )
+
     def person(self, ref: int | str) -> Person:
-        """A person by id (int, or a string of digits prefixed with '#') or by exact name."""
+        """A person by id (int, or a string of digits prefixed with '#') or by name: the
+        exact name first, else the one name equal regardless of case (:func:`name_key`)."""
         if isinstance(ref, int):
             rows = self._query(self._PERSON_SQL + " WHERE p.id = ?", (ref,))
         else:
             rows = self._query(self._PERSON_SQL + " WHERE p.name = ?", (ref.strip(),))
+            if not rows:
+                rows = self._query(
+                    self._PERSON_SQL + " WHERE p.name_key = ? ORDER BY p.id", (name_key(ref),)
+                )
+                _unambiguous(ref, [(int(r["id"]), str(r["name"])) for r in rows])
             if not rows and ref.startswith("#") and ref[1:].isdigit():
                 rows = self._query(self._PERSON_SQL + " WHERE p.id = ?", (int(ref[1:]),))
         if not rows:
@@ -203,8 +212,15 @@ class PersonTable(_Connected):
         )
 
     def find_person_id(self, conn: sqlite3.Connection, name: str) -> int | None:
+        """The person a name means (exact, else regardless of case), inside ``conn``."""
         row = conn.execute("SELECT id FROM persons WHERE name = ?", (name.strip(),)).fetchone()
-        return None if row is None else int(row["id"])
+        if row is not None:
+            return int(row["id"])
+        rows = conn.execute(
+            "SELECT id, name FROM persons WHERE name_key = ? ORDER BY id", (name_key(name),)
+        ).fetchall()
+        _unambiguous(name, [(int(r["id"]), str(r["name"])) for r in rows])
+        return int(rows[0]["id"]) if rows else None
 
     def persons(
         self, *, search: str | None = None, offset: int = 0, limit: int = 100
@@ -215,7 +231,7 @@ class PersonTable(_Connected):
             rows = self._query(
                 self._PERSON_SQL
                 + " WHERE p.name LIKE ? ESCAPE '\\' ORDER BY p.name LIMIT ? OFFSET ?",
-                (_like_pattern(search), limit, offset),
+                (like_pattern(search), limit, offset),
             )
         else:
             rows = self._query(
@@ -228,7 +244,7 @@ class PersonTable(_Connected):
         if search:
             rows = self._query(
                 "SELECT COUNT(*) AS n FROM persons WHERE name LIKE ? ESCAPE '\\'",
-                (_like_pattern(search),),
+                (like_pattern(search),),
             )
         else:
             rows = self._query("SELECT COUNT(*) AS n FROM persons")
@@ -252,19 +268,22 @@ class PersonTable(_Connected):
     ) -> None:
         sets, params = ["updated_at = ?"], [now()]
         if name is not None:
-            sets.append("name = ?")
-            params.append(_validate_name(name))
+            name = validate_name(name)
+            sets += ["name = ?", "name_key = ?"]
+            params += [name, name_key(name)]
         if external_id is not None:
+            external_id = validate_external_id(external_id) or ""
             sets.append("external_id = ?")
-            params.append(_validate_external_id(external_id) or "")
+            params.append(external_id)
         if metadata is not None:
             sets.append("metadata = ?")
-            params.append(_json_object(metadata))
+            params.append(json_object(metadata))
+        self._check_free(conn, name, external_id, own_id=person_id)
         try:
             cur = conn.execute(
                 f"UPDATE persons SET {', '.join(sets)} WHERE id = ?", (*params, person_id)
             )
-        except sqlite3.IntegrityError as exc:
+        except sqlite3.IntegrityError as exc:  # pragma: no cover - _check_free saw it first
             raise ConflictError("another person already has that name or external id") from exc
         if cur.rowcount == 0:
             raise NotFoundError(f"no person #{person_id}")
@@ -278,6 +297,18 @@ class PersonTable(_Connected):
         if cur.rowcount == 0:
             raise NotFoundError(f"no person #{person_id}")
         return int(n)
+
+
+def _unambiguous(ref: str, matches: list[tuple[int, str]]) -> None:
+    """:class:`ConflictError` when a name matches several people only regardless of case
+    (two such names can predate schema 5; see :mod:`faceindex.gallery.schema`)."""
+    if len(matches) > 1:
+        listed = ", ".join(f"#{i} {n!r}" for i, n in matches)
+        raise ConflictError(
+            f"{ref.strip()!r} matches several people whose names differ only in case "
+            f"({listed}): give the exact name or the id",
+            people=[i for i, _ in matches],
+        )
 
 
 class TemplateTable(_Connected):
@@ -318,7 +349,7 @@ class TemplateTable(_Connected):
             cur = conn.execute(
                 "INSERT INTO photos (person_id, sha256, source, data, data_key_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (person_id, sha256, _storable(source), data, key_id, now()),
+                (person_id, sha256, storable(source), data, key_id, now()),
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"photo {sha256[:12]} is already enrolled for this person") from exc
@@ -346,11 +377,12 @@ class TemplateTable(_Connected):
         photo_id: int | None,
         quality: float | None,
         bbox: BBox | None,
+        flags: tuple[str, ...] = (),
     ) -> int:
         self._bind_model(conn, embedding.model_id, embedding.dim)
         cur = conn.execute(
             "INSERT INTO templates (person_id, photo_id, model_id, dim, vector, key_id, quality,"
-            " bbox, created_at) VALUES (?, ?, ?, ?, zeroblob(1), NULL, ?, ?, ?)",
+            " bbox, flags, created_at) VALUES (?, ?, ?, ?, zeroblob(1), NULL, ?, ?, ?, ?)",
             (
                 person_id,
                 photo_id,
@@ -358,6 +390,7 @@ class TemplateTable(_Connected):
                 embedding.dim,
                 quality,
                 json.dumps(bbox.as_list()) if bbox is not None else None,
+                json.dumps(list(flags)),
                 now(),
             ),
         )
@@ -386,9 +419,41 @@ class TemplateTable(_Connected):
                 encrypted=r["key_id"] is not None,
                 created_at=str(r["created_at"]),
                 source=r["source"],
+                flags=tuple(json.loads(r["flags"] or "[]")),
             )
             for r in rows
         ]
+
+    def move_person(self, conn: sqlite3.Connection, from_id: int, into_id: int) -> tuple[int, int]:
+        """Move every photo and template of ``from_id`` to ``into_id`` (a merge), inside
+        ``conn``'s transaction; returns (templates, photos) moved. Kept photos are re-sealed
+        for their new owner (a photo's seal is bound to its person); a photo both people
+        enrolled is kept once, with the templates of both."""
+        photos = 0
+        rows = conn.execute("SELECT * FROM photos WHERE person_id = ?", (from_id,)).fetchall()
+        for row in rows:
+            twin = conn.execute(
+                "SELECT id FROM photos WHERE person_id = ? AND sha256 = ?", (into_id, row["sha256"])
+            ).fetchone()
+            if twin is not None:
+                conn.execute(
+                    "UPDATE templates SET photo_id = ? WHERE photo_id = ?", (twin["id"], row["id"])
+                )
+                conn.execute("DELETE FROM photos WHERE id = ?", (row["id"],))
+                continue
+            data, key_id = row["data"], row["data_key_id"]
+            if data is not None:
+                plain = self.sealer.open(bytes(data), key_id, photo_context(from_id, row["sha256"]))
+                data, key_id = self.sealer.seal(plain, photo_context(into_id, row["sha256"]))
+            conn.execute(
+                "UPDATE photos SET person_id = ?, data = ?, data_key_id = ? WHERE id = ?",
+                (into_id, data, key_id, row["id"]),
+            )
+            photos += 1
+        cur = conn.execute(
+            "UPDATE templates SET person_id = ? WHERE person_id = ?", (into_id, from_id)
+        )
+        return int(cur.rowcount), photos
 
     def count_templates(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM templates")[0]["n"])
@@ -496,81 +561,3 @@ class TemplateTable(_Connected):
         removed = [t for t, op in state.items() if op == "remove"]
         last = int(rows[-1]["seq"]) if rows else seq
         return added, removed, last
-
-
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern matching names that contain ``text`` literally (ESCAPE '\\')."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-#: Limits on a person's metadata, checked before anything is written: what is stored must
-#: read back for every later listing of people.
-METADATA_MAX_DEPTH = 5
-METADATA_MAX_KEYS = 64
-METADATA_MAX_KEY_CHARS = 100
-METADATA_MAX_BYTES = 16 * 1024
-
-
-def _json_object(metadata: Mapping[str, Any] | None) -> str:
-    """``metadata`` as stored JSON, or :class:`InvalidInputError` saying what is wrong.
-
-    A JSON object nested at most :data:`METADATA_MAX_DEPTH` deep, with at most
-    :data:`METADATA_MAX_KEYS` string keys per object of at most
-    :data:`METADATA_MAX_KEY_CHARS` characters, finite numbers, valid Unicode strings,
-    and at most :data:`METADATA_MAX_BYTES` bytes serialised.
-    """
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError("metadata must be a JSON object")
-    _check_json(metadata, "metadata", 1)
-    try:
-        text = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False)
-        size = len(text.encode("utf-8"))
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
-    if size > METADATA_MAX_BYTES:
-        raise InvalidInputError(
-            f"metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}"
-        )
-    return text
-
-
-def _check_json(value: Any, where: str, depth: int) -> None:
-    if isinstance(value, Mapping):
-        if depth > METADATA_MAX_DEPTH:
-            raise InvalidInputError(
-                f"metadata is nested deeper than {METADATA_MAX_DEPTH} levels (at {where})"
-            )
-        if len(value) > METADATA_MAX_KEYS:
-            raise InvalidInputError(
-                f"{where} has {len(value)} keys; the limit is {METADATA_MAX_KEYS} per object"
-            )
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(f"metadata keys must be strings ({where})")
-            if len(key) > METADATA_MAX_KEY_CHARS:
-                raise InvalidInputError(
-                    f"a key of {where} has {len(key)} characters; the limit is "
-                    f"{METADATA_MAX_KEY_CHARS}"
-                )
-            if not _is_unicode(key):
-                raise InvalidInputError(f"a key of {where} is not valid Unicode")
-            _check_json(item, f"{where}.{key}", depth + 1)
-    elif isinstance(value, list | tuple):
-        if depth > METADATA_MAX_DEPTH:
-            raise InvalidInputError(
-                f"metadata is nested deeper than {METADATA_MAX_DEPTH} levels (at {where})"
-            )
-        for i, item in enumerate(value):
-            _check_json(item, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, str):
-        if not _is_unicode(value):
-            raise InvalidInputError(f"{where} is not valid Unicode (a lone surrogate)")
-    elif value is None or isinstance(value, int):  # bool is an int
-        return
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where} is not a finite number")
-    else:
-        raise InvalidInputError(f"{where} is a {type(value).__name__}, not a JSON value")

@@ -183,7 +183,11 @@ def test_verify_two_photos(client: TestClient) -> None:
                                          upload("obama2.jpg", field="image_b")])  # fmt: skip
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"similarity", "match", "threshold", "model"}
+    assert set(body) == {
+        "similarity", "match", "threshold", "model",
+        "face_a", "face_b", "bbox_a", "bbox_b", "faces_a", "faces_b",
+    }  # fmt: skip
+    assert (body["face_a"], body["face_b"]) == (0, 0) and len(body["faces_b"]) == 1
     assert body["match"] is True and body["similarity"] >= body["threshold"]
     r = client.post(
         "/v1/verify",

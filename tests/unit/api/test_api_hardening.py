@@ -71,7 +71,7 @@ def test_security_headers_on_every_response(
         client.get("/v1/health"),  # 200
         client.get("/v1/people"),  # 401 (no key)
         client.get("/v1/nothing-here"),  # 404
-        client.post("/v1/people", content=b"{", headers={"content-type": "application/json"}),
+        client.patch("/v1/people/1", content=b"{", headers={"content-type": "application/json"}),
         client.get("/"),  # the web UI
         client.get("/js/api.js"),
     ]
@@ -320,12 +320,19 @@ def test_conflicts_never_quote_the_database(make_client: MakeClient) -> None:
     client = make_client(no_auth=True)
     client.post("/v1/people", json={"name": "Ada", "external_id": "e1"})
     bob = client.post("/v1/people", json={"name": "Bob"}).json()
-    for patch in ({"name": "Ada"}, {"external_id": "e1"}):
+    expected = {
+        "Ada": "a person named 'Ada' already exists",
+        "ADA": "a person named 'Ada' already exists (names are matched regardless of case)",
+        "e1": "another person already has the external id 'e1'",
+    }
+    for patch in ({"name": "Ada"}, {"name": "ADA"}, {"external_id": "e1"}):
         r = client.patch(f"/v1/people/{bob['id']}", json=patch)
         assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
         message = r.json()["error"]["message"]
         assert "constraint" not in message.lower() and "persons." not in message, message
-        assert message == "another person already has that name or external id"
+        assert message == expected[next(iter(patch.values()))]
+    r = client.post("/v1/people", json={"name": "ada"})
+    assert r.status_code == 409 and "regardless of case" in r.json()["error"]["message"]
 
 
 def test_database_text_is_cut_from_any_message() -> None:

@@ -75,12 +75,40 @@ def test_enrolment_gate_gives_reasons_per_photo(
     assert other.person is None  # nobody is created from rejected photos
 
 
-def test_photo_closer_to_another_person_is_flagged(gallery: Gallery, photo_of: PhotoOf) -> None:
+def test_photo_matching_another_person_is_refused_unless_forced(
+    gallery: Gallery, photo_of: PhotoOf
+) -> None:
     gallery.enroll("Ada", [photo_of(1)])
-    (outcome,) = gallery.enroll("Not Ada", [photo_of(1, variant=3)]).outcomes
-    assert outcome.status is EnrolStatus.ACCEPTED
-    person_id = gallery.person("Ada").id
-    assert outcome.flags == (f"matches_other_person:{person_id}",)
+    ada = gallery.person("Ada").id
+    refused = gallery.enroll("Not Ada", [photo_of(1, variant=3)])
+    (outcome,) = refused.outcomes
+    assert outcome.status is EnrolStatus.REJECTED
+    assert outcome.reasons == ("matches_other_person",)
+    assert outcome.conflict is not None and outcome.conflict.person_id == ada
+    assert outcome.conflict.name == "Ada" and outcome.conflict.similarity > 0.9
+    assert outcome.as_dict()["conflict"] == {
+        "person_id": ada,
+        "name": "Ada",
+        "similarity": round(outcome.conflict.similarity, 6),
+    }
+    assert refused.person is None  # nobody created from the refused photo
+
+    # An existing person with templates: a face closer to another person is refused too.
+    gallery.enroll("Bob", [photo_of(2)])
+    (again,) = gallery.enroll_person("Bob", [photo_of(1, variant=4)]).outcomes
+    assert again.reasons == ("matches_other_person",) and again.conflict is not None
+    assert gallery.person("Bob").templates == 1
+
+    (forced,) = gallery.enroll_person("Bob", [photo_of(1, variant=4)], force=True).outcomes
+    assert forced.status is EnrolStatus.ACCEPTED and forced.conflict is not None
+    assert forced.flags == (f"matches_other_person:{ada}",)
+    (_, flagged) = gallery.templates("Bob")
+    assert flagged.id == forced.template_id and flagged.flags == forced.flags
+    (entry,) = gallery.audit(action="enroll", person_id=gallery.person("Bob").id, limit=1)
+    assert entry["decision"] == "forced"
+    assert entry["details"]["conflict"]["person_id"] == ada
+    gallery.remove_template(flagged.id)  # found by its flag, removed
+    assert gallery.person("Bob").templates == 1
 
 
 def test_verify_person_goes_through_the_search(gallery: Gallery, photo_of: PhotoOf) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from faceindex.api.auth import AdminAccess, ReadAccess, WriteAccess
 from faceindex.api.openapi import errors_doc, image_body_doc
@@ -15,15 +18,16 @@ from faceindex.api.schemas import (
     EnrolResponse,
     FaceList,
     FaceTemplate,
+    MergeRequest,
     PeoplePage,
     Person,
     PersonCreate,
     PersonPatch,
 )
 from faceindex.api.state import Services, ServicesDep
-from faceindex.api.uploads import read_image_body, sniff_image
+from faceindex.api.uploads import ImageBody, Upload, read_image_body, sniff_image
 from faceindex.errors import FaceIndexError, NotFoundError
-from faceindex.gallery import TemplateInfo
+from faceindex.gallery import Gallery, TemplateInfo
 
 router = APIRouter(prefix="/people", tags=["people"])
 
@@ -67,25 +71,111 @@ async def list_people(
     return await services.run_db(page)
 
 
+_FORCE_FIELD = {
+    "force": {
+        "type": "boolean",
+        "default": False,
+        "description": "enrol faces that match another enrolled person too (flagged "
+        "matches_other_person:ID and audited); default false: such photos are refused",
+    }
+}
+
+_ENROL_REASONS = (
+    "Every photo gets a status: `accepted` (with its `template_id`), `duplicate` (already "
+    "enrolled), or `rejected` with reasons (`no_face`, `face_too_small` with a `message` "
+    "giving the sizes, `several_faces`, `blurry`, `too_small`, `too_dark`, `too_bright`, "
+    "`extreme_pose`, `image_decode_error`, `matches_other_person`, ...). A face that matches "
+    "another enrolled person better than this person's photos (or, for a person with no "
+    "photo yet, at the decision threshold) is refused as `matches_other_person` with "
+    "`conflict` `{person_id, name, similarity}`, unless the form field `force` is true: then "
+    "it is enrolled, flagged `matches_other_person:ID` (see the faces listing) and audited. "
+    "Rejections are not errors: the answer is 200. A file that is not an image at all fails "
+    "the whole request (422 `image_decode_error`) before anything is enrolled."
+)
+
+
 @router.post(
     "",
-    response_model=Person,
+    response_model=Person | EnrolResponse,
     status_code=201,
-    summary="Create a person (photos come with POST /people/{id}/faces)",
-    responses=errors_doc(409, 413, 422),
+    summary="Create a person, optionally enrolling photos at once",
+    description="JSON `{name, external_id?, metadata?}` creates a person with no photos and "
+    "answers the person. Multipart form fields `name`, `external_id`, `metadata` (JSON "
+    "text), `force`, and `image` (repeated) create the person and enrol the photos, "
+    "answering `{person, photos}` as POST /people/{id}/faces does. " + _ENROL_REASONS + " "
+    "409 `conflict` when the name (matched regardless of case) or external id is taken.",
+    responses=errors_doc(409, 413, 415, 422),
+    openapi_extra=image_body_doc(
+        {"image": True},
+        json_model=PersonCreate,
+        text_fields={
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "external_id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "metadata": {"type": "string", "description": "a JSON object, as text"},
+            **_FORCE_FIELD,
+        },
+        required=("name",),
+    ),
 )
 async def create_person(
-    body: PersonCreate,
+    request: Request,
     _: WriteAccess,
     services: ServicesDep,
-) -> Person:
-    person = await services.run_db(
-        services.gallery.create_person,
-        body.name,
-        external_id=body.external_id,
-        metadata=body.metadata,
+) -> Person | EnrolResponse:
+    body = await read_image_body(
+        request,
+        services.settings,
+        json_model=PersonCreate,
+        text_fields=("name", "external_id", "metadata", "force"),
     )
-    return Person.from_core(person)
+    fields = _person_fields(body)
+    gallery = services.gallery
+    if body.is_json:
+        person = await services.run_db(
+            gallery.create_person,
+            fields.name,
+            external_id=fields.external_id,
+            metadata=fields.metadata,
+        )
+        return Person.from_core(person)
+    uploads = body.images("image", required=False)
+    force = body.boolean("force")
+    created = await services.run_db(
+        gallery.create_person, fields.name, external_id=fields.external_id, metadata=fields.metadata
+    )
+    return await services.run_model(_enrol, gallery, created.id, uploads, force)
+
+
+def _person_fields(body: ImageBody) -> PersonCreate:
+    """The person's fields of a JSON or multipart body, validated as :class:`PersonCreate`."""
+    if body.json is not None:
+        raw: dict[str, object] = {k: body.json.get(k) for k in ("name", "external_id", "metadata")}
+    else:
+        raw = {"name": body.text("name"), "external_id": body.text("external_id") or None}
+        metadata = body.text("metadata")
+        if metadata:
+            try:
+                raw["metadata"] = json.loads(metadata)
+            except ValueError:
+                raise RequestValidationError(
+                    [{"loc": ("body", "metadata"), "msg": "not valid JSON", "type": "json_invalid"}]
+                ) from None
+    try:
+        return PersonCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from exc
+
+
+def _enrol(gallery: Gallery, person_id: int, uploads: list[Upload], force: bool) -> EnrolResponse:
+    report = gallery.enroll_person(
+        person_id, [u.data for u in uploads], sources=[u.label for u in uploads], force=force
+    )
+    return EnrolResponse(
+        person=Person.from_core(gallery.person(person_id)),
+        photos=[EnrolledPhoto.from_core(o) for o in report.outcomes],
+    )
 
 
 @router.get(
@@ -141,14 +231,12 @@ async def delete_person(
     "/{person_id}/faces",
     response_model=EnrolResponse,
     summary="Enrol photos of a person",
-    description="Multipart field `image`, repeated for several photos. Every photo gets a "
-    "status: `accepted` (with its `template_id`), `duplicate` (already enrolled), or "
-    "`rejected` with reasons (`no_face`, `several_faces`, `blurry`, `too_small`, "
-    "`too_dark`, `too_bright`, `extreme_pose`, `image_decode_error`, ...). Rejections are "
-    "not errors: the answer is 200. A file that is not an image at all fails the whole "
-    "request (422 `image_decode_error`) before anything is enrolled.",
+    description="Multipart field `image`, repeated for several photos, and optional `force`. "
+    + _ENROL_REASONS,
     responses=errors_doc(404, 413, 415, 422),
-    openapi_extra=image_body_doc({"image": True}, json_model=None, required=("image",)),
+    openapi_extra=image_body_doc(
+        {"image": True}, json_model=None, text_fields=_FORCE_FIELD, required=("image",)
+    ),
 )
 async def enrol_faces(
     person_id: PersonId,
@@ -157,20 +245,32 @@ async def enrol_faces(
     services: ServicesDep,
 ) -> EnrolResponse:
     await services.run_db(services.gallery.person, person_id)  # 404 before reading uploads
-    body = await read_image_body(request, services.settings, json_model=None)
+    body = await read_image_body(
+        request, services.settings, json_model=None, text_fields=("force",)
+    )
     uploads = body.images("image")
-    gallery = services.gallery
+    force = body.boolean("force")
+    return await services.run_model(_enrol, services.gallery, person_id, uploads, force)
 
-    def enrol() -> EnrolResponse:
-        report = gallery.enroll_person(
-            person_id, [u.data for u in uploads], sources=[u.label for u in uploads]
-        )
-        return EnrolResponse(
-            person=Person.from_core(gallery.person(person_id)),
-            photos=[EnrolledPhoto.from_core(o) for o in report.outcomes],
-        )
 
-    return await services.run_model(enrol)
+@router.post(
+    "/{person_id}/merge",
+    response_model=Person,
+    summary="Merge another person into this one",
+    description='JSON `{"from_person_id": N}`: person N\'s faces and photos move to this '
+    "person and N is deleted, in one transaction (audited as `merge`). This person keeps "
+    "its name; it takes N's external id if it has none, and N's metadata keys it lacks. "
+    "Answers the merged person. 422 when N is this person.",
+    responses=errors_doc(404, 409, 413, 422),
+)
+async def merge_person(
+    person_id: PersonId,
+    body: MergeRequest,
+    _: WriteAccess,
+    services: ServicesDep,
+) -> Person:
+    merged = await services.run_db(services.gallery.merge, person_id, body.from_person_id)
+    return Person.from_core(merged)
 
 
 def _template_of(services: Services, person_id: int, template_id: int) -> TemplateInfo:
@@ -207,6 +307,7 @@ async def list_faces(
                     source=t.source,
                     created_at=t.created_at,
                     has_photo=t.photo_id is not None and t.photo_id in kept,
+                    flags=list(t.flags),
                 )
                 for t in gallery.templates(person_id)
             ]

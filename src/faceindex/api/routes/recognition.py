@@ -20,10 +20,10 @@ from faceindex.api.schemas import (
 )
 from faceindex.api.state import Services, ServicesDep
 from faceindex.api.uploads import Upload, read_image_body
-from faceindex.errors import NoFaceError
+from faceindex.errors import FaceTooSmallError, NoFaceError
 from faceindex.io.image import ImageLimits, load_image
-from faceindex.pipeline import Pipeline
-from faceindex.types import Embedding, ImageArray, Verification
+from faceindex.pipeline import FaceChoice, Pipeline
+from faceindex.types import ImageArray, Verification
 
 router = APIRouter(tags=["recognition"])
 
@@ -42,7 +42,8 @@ def _decode(upload: Upload, services: Services) -> ImageArray:
     response_model=DetectResponse,
     summary="Find every face in a photo",
     description='Multipart field `image`, or JSON `{"image_base64": ...}`. Faces come '
-    "largest first, with box, detector score, five landmarks and quality.",
+    "largest first, with box, detector score, five landmarks and quality. When none is "
+    "listed but the detector saw a face under its size limit, `message` says so.",
     responses=_ERRORS,
     openapi_extra=image_body_doc({"image": False}, json_model=DetectJson, required=("image",)),
 )
@@ -61,24 +62,32 @@ async def detect(
             faces=[DetectedFace.from_core(f) for f in faces],
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
+            message=None if faces else _too_small(services.pipeline, rgb),
         )
 
     return await services.run_model(work)
 
 
-def _embedding(pipeline: Pipeline, rgb: ImageArray, label: str) -> Embedding:
-    try:
-        face = pipeline.largest_face(rgb)
-    except NoFaceError as exc:
-        raise NoFaceError(f"{label}: no face found", field=label) from exc
-    if face.embedding is None:  # pragma: no cover - largest_face always embeds
-        raise NoFaceError(f"{label}: the face could not be embedded", field=label)
-    return face.embedding
+def _too_small(pipeline: Pipeline, rgb: ImageArray) -> str | None:
+    """``face too small (N px, need M)`` when the detector saw only faces under its limit."""
+    small = pipeline.small_face(rgb)
+    return None if small is None else pipeline.too_small_text(small)
 
 
-def _verify_result(v: Verification) -> VerifyResponse:
+def _verify_result(
+    v: Verification, a: FaceChoice | None = None, b: FaceChoice | None = None
+) -> VerifyResponse:
     return VerifyResponse(
-        similarity=round(v.similarity, 6), match=v.match, threshold=v.threshold, model=v.model_id
+        similarity=round(v.similarity, 6),
+        match=v.match,
+        threshold=v.threshold,
+        model=v.model_id,
+        face_a=None if a is None else a.index,
+        face_b=None if b is None else b.index,
+        bbox_a=None if a is None else a.face.bbox.as_list(),
+        bbox_b=None if b is None else b.face.bbox.as_list(),
+        faces_a=[] if a is None else [f.bbox.as_list() for f in a.faces],
+        faces_b=[] if b is None else [f.bbox.as_list() for f in b.faces],
     )
 
 
@@ -92,13 +101,24 @@ def _choice_error(message: str) -> RequestValidationError:
     summary="Are two faces the same person? (1:1)",
     description="Either two photos (`image_a` and `image_b`: multipart files, or JSON "
     "`image_a_base64` and `image_b_base64`), or one photo (`image` / `image_base64`) and "
-    "`person_id` to compare with an enrolled person. The largest face of each photo is "
-    "used; a photo without a face is a 422 `no_face`.",
+    "`person_id` to compare with an enrolled person. By default the largest face of each "
+    "photo is compared; `face_a` / `face_b` choose another (an index into the photo's faces, "
+    "largest first, as /detect lists them; with `person_id`, `face_a` chooses the face of "
+    "`image`). `search: true` compares A's face with every face of B and answers the best "
+    "(is this person anywhere in that photo?). The answer says which faces were compared "
+    "(`face_a`, `face_b`, `bbox_a`, `bbox_b`) and every face found (`faces_a`, `faces_b`). "
+    "A photo without a face is a 422 `no_face` (`face_too_small` when the only face is under "
+    "the detector's size limit); a face index past the last face is a 422 `invalid_input`.",
     responses=errors_doc(404, 413, 415, 422),
     openapi_extra=image_body_doc(
         {"image_a": False, "image_b": False, "image": False},
         json_model=VerifyJson,
-        text_fields={"person_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID}},
+        text_fields={
+            "person_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "face_a": {"type": "integer", "minimum": 0, "maximum": 10_000},
+            "face_b": {"type": "integer", "minimum": 0, "maximum": 10_000},
+            "search": {"type": "boolean", "default": False},
+        },
     ),
 )
 async def verify(
@@ -107,21 +127,27 @@ async def verify(
     services: ServicesDep,
 ) -> VerifyResponse:
     body = await read_image_body(
-        request, services.settings, json_model=VerifyJson, text_fields=("person_id",)
+        request,
+        services.settings,
+        json_model=VerifyJson,
+        text_fields=("person_id", "face_a", "face_b", "search"),
     )
     person_id = body.integer("person_id")
+    face_a, face_b, search = body.index("face_a"), body.index("face_b"), body.boolean("search")
     if person_id is not None:
         if body.has("image_a") or body.has("image_b"):
             raise _choice_error("give either image_a and image_b, or image and person_id")
+        if face_b is not None or search:
+            raise _choice_error("face_b and search compare two photos; not with person_id")
         probe = body.image("image")
 
         def against_person() -> VerifyResponse:
             rgb = _decode(probe, services)
             try:
-                result = services.gallery.verify_person(rgb, person_id)
+                result, choice = services.gallery.verify_person_face(rgb, person_id, face=face_a)
             except NoFaceError as exc:
-                raise NoFaceError(f"{probe.label}: no face found", field=probe.label) from exc
-            return _verify_result(result)
+                raise _relabelled(exc, probe.label) from exc
+            return _verify_result(result, choice)
 
         return await services.run_model(against_person)
     if body.has("image"):
@@ -129,12 +155,30 @@ async def verify(
     a, b = body.image("image_a"), body.image("image_b")
 
     def pair() -> VerifyResponse:
-        pipeline = services.pipeline
-        ea = _embedding(pipeline, _decode(a, services), a.label)
-        eb = _embedding(pipeline, _decode(b, services), b.label)
-        return _verify_result(pipeline.compare(ea, eb))
+        answer = services.pipeline.verify_faces(
+            _decode(a, services),
+            _decode(b, services),
+            face_a=face_a,
+            face_b=face_b,
+            search=search,
+            labels=(a.label, b.label),
+        )
+        return _verify_result(answer.verification, answer.a, answer.b)
 
     return await services.run_model(pair)
+
+
+def _relabelled(exc: NoFaceError, label: str) -> NoFaceError:
+    """The error named after the upload (the pipeline saw only an array)."""
+    if isinstance(exc, FaceTooSmallError):
+        px, need = exc.details.get("face_px"), exc.details.get("min_face_px")
+        return FaceTooSmallError(
+            f"{label}: face too small ({px} px, need {need})",
+            field=label,
+            face_px=px,
+            min_face_px=need,
+        )
+    return NoFaceError(f"{label}: no face found", field=label)
 
 
 @router.post(
@@ -143,7 +187,9 @@ async def verify(
     summary="Who is in this photo? (1:N, open set)",
     description='Multipart field `image`, or JSON `{"image_base64": ...}`. Each face is '
     "`identified` (person set), `unknown` (nobody scores above the threshold) or "
-    "`ambiguous` (the best two are within the margin; person null, both reported).",
+    "`ambiguous` (the best two are within the margin; person null, both reported). "
+    "Whatever the decision, `candidate` is the closest enrolled person with its "
+    "`similarity` (so an unknown face still says who came nearest).",
     responses=_ERRORS,
     openapi_extra=image_body_doc({"image": False}, json_model=IdentifyJson, required=("image",)),
 )
@@ -162,6 +208,7 @@ async def identify(
             faces=[IdentifiedFace.from_core(f) for f in faces],
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
+            message=None if faces else _too_small(services.pipeline, rgb),
         )
 
     return await services.run_model(work)
