@@ -56,11 +56,13 @@ def test_eval_pairs_writes_report(
             "--out",
             str(out),
             "--json",
+            "-v",
         ]
     )
-    stdout = capsys.readouterr().out
+    stdout, stderr = capsys.readouterr()
     assert code == 0
-    result = json.loads(stdout)
+    result = json.loads(stdout)  # one JSON document: progress went to stderr
+    assert "embedding: " in stderr and " photos (100%) in " in stderr
     v = result["verification"]
     assert v["n_genuine"] == 3 and v["n_impostor"] == 3
     assert v["auc"] == 1.0 and v["eer"] == 0.0
@@ -74,6 +76,11 @@ def test_eval_pairs_writes_report(
     }
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    # 3 impostor trials cannot measure an FMR of 0.001: no threshold is recommended for it
+    assert main(["eval", "pairs", str(tree / "pairs.csv"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "recommended threshold" not in text
+    assert "no threshold recommended for FMR 0.001: it needs at least 1000 impostor " in text
 
 
 def test_eval_gallery_human_summary(

@@ -45,7 +45,9 @@ class CliContext:
         """``settings`` replaces ``Settings.from_env(environ)`` as the base the flags are
         applied to; ``pipeline`` is used instead of building one (and not closed)."""
         self.args = args
-        self.out = Output(json=bool(getattr(args, "json", False)))
+        self.out = Output(
+            json=bool(getattr(args, "json", False)), verbose=bool(getattr(args, "verbose", False))
+        )
         self._base = settings
         self._environ = environ
         self._settings: Settings | None = None
@@ -95,18 +97,22 @@ class CliContext:
     ) -> Gallery:
         """The gallery, opened on the first call (later calls return it unchanged).
 
-        ``must_exist``: a missing file is a ``NotFoundError`` instead of a new, empty
-        gallery. ``pipeline``: the one to identify with (default: the context's, when it
-        has one; else the gallery builds one from the same settings if it needs it).
-        ``options`` go to :func:`faceindex.gallery.open_gallery`.
+        ``must_exist``: a missing file is a ``NotFoundError`` and nothing is created (the
+        commands that only read or change what is there: a mistyped ``--gallery`` must not
+        answer from a new, empty gallery). Otherwise a missing gallery is created, and a
+        line on stderr names the file (the commands that add to it: ``enroll``, ``keys
+        create``, ``serve``). ``pipeline``: the one to identify with (default: the
+        context's, when it has one; else the gallery builds one from the same settings if
+        it needs it). ``options`` go to :func:`faceindex.gallery.open_gallery`.
         """
         if self._gallery is None:
             from faceindex.errors import NotFoundError, StorageError
             from faceindex.gallery import open_gallery
 
             path = self.gallery_path
-            if must_exist and not path.is_file():
-                raise NotFoundError(f"{path}: no such gallery", path=str(path))
+            existed = path.exists()
+            if must_exist and not existed:
+                raise NotFoundError(self._missing_gallery(path), path=str(path))
             try:
                 self._gallery = open_gallery(
                     path,
@@ -120,7 +126,22 @@ class CliContext:
                 raise StorageError(
                     f"{path}: cannot open the gallery: {reason}{where}", path=str(path)
                 ) from exc
+            if not existed and path.exists():
+                self.out.note(f"faceindex: created a new gallery: {path}")
         return self._gallery
+
+    def _missing_gallery(self, path: Path) -> str:
+        """Why no gallery was found, naming where its path came from."""
+        if self.gallery_given:
+            source = "given by --gallery"
+        elif self.settings.gallery.path:
+            source = "set by $FACEINDEX_GALLERY"
+        else:
+            source = "the default gallery"
+        return (
+            f"{path}: no such gallery ({source}). Check the path; 'faceindex enroll' "
+            "creates a gallery, commands that only read it never do"
+        )
 
     def person(self, text: str) -> Person:
         """The person a command-line reference names (:func:`~.options.person_ref`):
@@ -129,7 +150,7 @@ class CliContext:
         from faceindex.errors import NotFoundError
 
         ref = person_ref(text)
-        gallery = self.gallery()
+        gallery = self.gallery(must_exist=True)
         if isinstance(ref, int):
             try:
                 return gallery.person(ref)

@@ -14,6 +14,7 @@
 | 9 | storage error |
 | 10 | conflict (e.g. embeddings of different models) |
 | 70 | internal error (a bug: please report it) |
+| 130 | interrupted (Ctrl+C) |
 """
 
 from __future__ import annotations
@@ -25,6 +26,26 @@ NO_MATCH = 1
 USAGE = 2
 PARTIAL_FAILURE = 8
 INTERNAL = 70
+
+#: Every exit code and what it means, in the words of ``faceindex --help``.
+MEANINGS: tuple[tuple[int, str], ...] = (
+    (OK, "success (verify: the faces match)"),
+    (NO_MATCH, "verify: no match; check: a trace or a pending erasure was found"),
+    (USAGE, "usage error (bad command line)"),
+    (3, "invalid input: unreadable, corrupt or too large image, bad CSV"),
+    (4, "no face found where one was needed"),
+    (5, "a model is unavailable (package missing or file damaged)"),
+    (
+        6,
+        "not found: a photo, a person, or the gallery (commands that only read it never create it)",
+    ),
+    (7, "bad configuration"),
+    (PARTIAL_FAILURE, "some items of a batch failed (their errors are in the output)"),
+    (9, "storage error (the gallery file cannot be read or written)"),
+    (10, "conflict (e.g. embeddings of different models)"),
+    (INTERNAL, "internal error (a bug: please report it)"),
+    (130, "interrupted (Ctrl+C)"),
+)
 
 _TABLE: tuple[tuple[type[errors.FaceIndexError], int], ...] = (
     (errors.NotFoundError, 6),

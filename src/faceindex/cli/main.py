@@ -9,35 +9,76 @@ and nothing else. Only argparse and the CLI's own small modules load up front, s
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from faceindex import __version__
 from faceindex.cli.commands import MODULES
 from faceindex.cli.context import CliContext, ContextFactory, Handler
-from faceindex.cli.exit_codes import INTERNAL, exit_code_for
+from faceindex.cli.exit_codes import INTERNAL, MEANINGS, exit_code_for
 from faceindex.cli.output import Output
 from faceindex.errors import FaceIndexError, StorageError
 
 log = logging.getLogger("faceindex.cli")
 
 
+VERBOSE_HELP = "log what happens, and progress even without a terminal, to stderr"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with "did you mean" for a mistyped command or choice (Python
+    3.14's ``suggest_on_error``, which 3.11 lacks); sub-parsers are of this class too."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        close = difflib.get_close_matches(str(value), names, n=3, cutoff=0.6)
+        hint = (
+            "did you mean " + " or ".join(repr(c) for c in close) + "?"
+            if close
+            else "choose from " + ", ".join(repr(c) for c in names)
+        )
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({hint})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="faceindex",
         description="Self-hosted face recognition: detect faces, verify identities.",
-        epilog="Exit codes: 0 ok/match, 1 no match, 2 usage, 3 invalid input, 4 no face, "
-        "5 model unavailable, 6 not found, 7 config, 8 partial batch failure, 9 storage, "
-        "10 conflict, 70 bug.",
+        epilog="exit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in MEANINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"faceindex {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in MODULES:
         importlib.import_module(f"faceindex.cli.commands.{name}").register(subparsers)
+    for sub in _subcommand_parsers(parser):
+        # -v after the command too; SUPPRESS keeps a -v given before it from being reset
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (each once, though aliases name some twice)."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    todo = [parser]
+    while todo:
+        for action in todo.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if id(child) not in found:
+                        found[id(child)] = child
+                        todo.append(child)
+    return list(found.values())
 
 
 def main(
@@ -59,7 +100,7 @@ def main(
         stream=sys.stderr,
     )
     handler: Handler = args.handler
-    out = Output(json=bool(getattr(args, "json", False)))
+    out = Output(json=bool(getattr(args, "json", False)), verbose=bool(args.verbose))
     try:
         with (context_factory or CliContext)(args) as ctx:
             out = ctx.out

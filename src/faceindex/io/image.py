@@ -82,8 +82,7 @@ def load_image(
         label = name or "<bytes>"
         if len(data) > limits.max_bytes:
             raise ImageTooLargeError(
-                f"{label}: {len(data)} bytes exceeds the limit of {limits.max_bytes}",
-                path=label,
+                f"{label}: {too_many_bytes(len(data), limits.max_bytes)}", path=label
             )
         return _decode(data, label, limits)
     if isinstance(source, str | Path):
@@ -98,7 +97,7 @@ def load_image(
         size = path.stat().st_size
         if size > limits.max_bytes:
             raise ImageTooLargeError(
-                f"{label}: {size} bytes exceeds the limit of {limits.max_bytes}", path=label
+                f"{label}: {too_many_bytes(size, limits.max_bytes)}", path=label
             )
         try:
             data = path.read_bytes()
@@ -109,6 +108,34 @@ def load_image(
         f"unsupported image source of type {type(source).__name__}; "
         "give a path, bytes or a numpy array"
     )
+
+
+def _over(value: float, limit: float) -> str:
+    """``value`` with as few decimals (at least one) as show it is over ``limit``."""
+    for decimals in range(1, 7):
+        text = f"{value:.{decimals}f}"
+        if float(text) > limit:
+            return text
+    return f"{value:g}"
+
+
+#: Units of the byte limits, largest first (2**20 bytes to the MB, as the limits are set).
+_BYTE_UNITS: tuple[tuple[int, str], ...] = ((1024 * 1024, "MB"), (1024, "KB"))
+
+
+def too_many_bytes(size: int, limit: int) -> str:
+    """``25.0 MB is over the 20 MB limit``, in the unit of the limit."""
+    for scale, unit in _BYTE_UNITS:
+        if limit >= scale:
+            over = _over(size / scale, limit / scale)
+            return f"{over} {unit} is over the {limit / scale:g} {unit} limit"
+    return f"{size} bytes is over the {limit} byte limit"
+
+
+def too_many_pixels(width: int, height: int, limit: int) -> str:
+    """``40000x30000 pixels (1200.0 megapixels) is over the 50 megapixel limit``."""
+    mp = _over(width * height / 1e6, limit / 1e6)
+    return f"{width}x{height} pixels ({mp} megapixels) is over the {limit / 1e6:g} megapixel limit"
 
 
 def _decode(data: bytes, label: str, limits: ImageLimits) -> ImageArray:
@@ -128,8 +155,7 @@ def _decode(data: bytes, label: str, limits: ImageLimits) -> ImageArray:
                     raise ImageDecodeError(f"{label}: image has no pixels", path=label)
                 if width * height > limits.max_pixels:
                     raise ImageTooLargeError(
-                        f"{label}: {width}x{height} = {width * height} pixels exceeds the "
-                        f"limit of {limits.max_pixels}",
+                        f"{label}: {too_many_pixels(width, height, limits.max_pixels)}",
                         path=label,
                         width=width,
                         height=height,
@@ -262,9 +288,7 @@ def _from_array(arr: np.ndarray, limits: ImageLimits, label: str) -> ImageArray:
     if height == 0 or width == 0:
         raise InvalidInputError(f"{label}: array image has no pixels ({arr.shape})")
     if height * width > limits.max_pixels:
-        raise ImageTooLargeError(
-            f"{label}: {width}x{height} pixels exceeds the limit of {limits.max_pixels}"
-        )
+        raise ImageTooLargeError(f"{label}: {too_many_pixels(width, height, limits.max_pixels)}")
     full_scale = 1.0
     if arr.dtype == np.uint16:
         full_scale = 65535.0

@@ -47,6 +47,8 @@ def test_too_few_trials_are_refused_not_guessed(cli: Run, tmp_path: Path) -> Non
 @pytest.mark.slow  # calibrates on 150 synthetic photos (seconds)
 def test_calibration_is_stored_and_sets_the_decision(cli: Run, tmp_path: Path) -> None:
     folder = _people(tmp_path / "many", people=50, photos=3)
+    assert cli("stats", "--json").code == 6  # no gallery yet: stats only reads one
+    assert cli("enroll", "P1", folder / "person001" / "0.png").code == 0
     before = cli("stats", "--json").json
     assert before["threshold_rule"] == "fixed" and before["expected_fpir"] is None
     r = cli("calibrate", str(folder), "--enrol", "1", "--json")

@@ -18,11 +18,14 @@ def test_enroll_and_identify(cli: Run, photos: Photos, gallery_path: Path) -> No
     assert {"source", "status", "reasons", "template_id", "quality", "flags"} <= set(
         r.json["photos"][0]
     )
-    r = cli("enroll", "Bob", photos.two)  # two faces: rejected with its reason
+    r = cli("enroll", "Bob", photos.two)  # two faces: rejected with its reason, in words
     assert r.code == 8
-    assert "several_faces" in r.out and r.out.splitlines()[-1].startswith(
-        "Bob: 0 accepted, 1 rejected"
-    )
+    assert r.out.splitlines() == [
+        f"{photos.two}: rejected: several faces of similar size (crop the photo to one person)",
+        "Bob: 0 accepted, 1 rejected; 0 templates in the gallery",
+    ]
+    r = cli("enroll", "Ann", photos.of(1, 2))
+    assert r.out.splitlines()[-1] == "Ann: 1 accepted, 0 rejected; 3 templates in the gallery"
     r = cli("enroll", "Ann", photos.of(1, 0))
     assert r.code == 0 and "duplicate" in r.out
 
@@ -61,16 +64,24 @@ def test_enroll_folders(cli: Run, photos: Photos, tmp_path: Path) -> None:
     (photos.people / "p2" / "group.png").write_bytes(photos.two.read_bytes())
     (photos.people / "p2" / "notes.txt").write_text("not a photo")
     (photos.people / "empty").mkdir()
+    (photos.people / "p2" / "blank.png").write_bytes(photos.blank.read_bytes())
+    (photos.people / "p2" / "broken.jpg").write_bytes(photos.broken.read_bytes())
     r = cli("enroll", "--folders", photos.people)
     assert r.code == 8 and r.out == ""
-    assert (
-        "7 photos of 2 people in " in r.err
-        and "photos/s): 6 accepted, 0 already enrolled, 1 rejected" in r.err
-    )
-    assert "rejections: several_faces 1" in r.err
+    lines = r.err.splitlines()
+    assert lines[0].startswith("faceindex: created a new gallery: ")
+    assert lines[1].startswith("9 photos of 2 people in ")
+    assert lines[1].endswith("photos/s): 6 accepted, 0 already enrolled, 3 rejected")
+    p2 = photos.people / "p2"
+    assert lines[2:] == [  # each rejected photo, and why in words (no codes)
+        "not enrolled (3 photos):",
+        f"  {p2 / 'blank.png'}: no face found",
+        f"  {p2 / 'broken.jpg'}: not a readable photo",
+        f"  {p2 / 'group.png'}: several faces of similar size (crop the photo to one person)",
+    ]
     r = cli("enroll", "--folders", photos.people, "--json")  # resumable: all known now
     assert [(x["person"], x["status"]) for x in r.lines].count(("p1", "duplicate")) == 3
-    assert "6 already enrolled" in r.err
+    assert "6 already enrolled" in r.err and "created" not in r.err
     assert cli("enroll", "--folders", tmp_path / "nope").code == 6
     (tmp_path / "bare").mkdir()
     r = cli("enroll", "--folders", tmp_path / "bare")

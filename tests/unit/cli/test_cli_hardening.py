@@ -160,11 +160,13 @@ def test_a_gallery_under_a_file_is_a_storage_error(
 ) -> None:
     a_file = tmp_path / "plain-file"
     a_file.write_text("x")
-    for argv in (("people", "list"), ("enroll", "Ann", photos.of(1))):
-        r = _run_with(a_file / "x.db", capsys, *argv, "--json")
+    for argv in (("enroll", "Ann", photos.of(1)), ("keys", "create", "--name", "k")):
+        r = _run_with(a_file / "x.db", capsys, *argv, "--json")  # writers try to create it
         assert r.code == 9, r.err
         assert r.json["error"]["code"] == "storage_error"
         assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    r = _run_with(a_file / "x.db", capsys, "people", "list", "--json")  # a reader does not
+    assert r.code == 6 and r.json["error"]["code"] == "not_found"
 
 
 @pytest.fixture()
@@ -211,8 +213,9 @@ def test_a_read_only_gallery_folder_is_a_storage_error(
     folder.mkdir()
     _make_immutable(folder, immutable)
     for gallery in (folder / "new.db", folder / "sub" / "new.db"):
-        r = _run_with(gallery, capsys, "people", "list")
+        r = _run_with(gallery, capsys, "keys", "create", "--name", "k")
         assert r.code == 9 and "Traceback" not in r.err
+        assert _run_with(gallery, capsys, "people", "list").code == 6  # never created
 
 
 def test_a_folder_given_as_a_photo_is_invalid_input(

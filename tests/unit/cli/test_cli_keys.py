@@ -77,11 +77,11 @@ def test_encryption_keys(cli: Run, photos: Photos, tmp_path: Path, spelling: str
     assert r.code == 0 and len(r.json["key_ids"]) == 1
     assert run("rotate", "--key-file", key1)[0] == 2  # needs --new-key-file or --decrypt
     code, out = run("rotate", "--new-key-file", key2, "--key-file", key1)
-    assert code == 0 and "re-encrypted 1 templates with " in out
+    assert code == 0 and "re-encrypted 1 template with " in out
     r = cli("identify", photos.of(1, 1), "--key-file", key2, "--json")
     assert r.code == 0 and r.lines[0]["faces"][0]["person"] == "Ann"
     code, out = run("rotate", "--decrypt", "--key-file", key2)
-    assert code == 0 and out == "re-encrypted 1 templates with no key (plaintext)\n"
+    assert code == 0 and out == "re-encrypted 1 template with no key (plaintext)\n"
     assert cli("identify", photos.of(1, 1)).code == 0
     assert "keys_rotate" in {x["action"] for x in cli("audit", "--json").lines}
     assert run("rotate", "--new-key-file", tmp_path / "none")[0] == 7

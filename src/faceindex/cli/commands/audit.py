@@ -32,7 +32,7 @@ def register(subparsers: Subparsers) -> None:
         metavar="TIME",
         help="ISO 8601 date or time, exclusive (without a zone: UTC)",
     )
-    p.add_argument("--limit", type=count, default=100)
+    p.add_argument("--limit", type=count, default=100, help="at most this many events (100)")
     add_json_option(p, "JSON lines on stdout")
     add_gallery_options(p)
     p.set_defaults(handler=run)
@@ -56,7 +56,7 @@ def iso_time(text: str) -> str:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     person_id = ctx.person(args.person).id if args.person else None
     events = gallery.audit(
         action=args.action,

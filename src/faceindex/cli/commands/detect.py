@@ -28,4 +28,5 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.pipeline.detect,
         lambda faces: {"faces": [output.face_json(f) for f in faces]},
         output.detect_text,
+        description="detecting",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from faceindex.cli import output
 from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import OK
 from faceindex.cli.options import (
@@ -48,7 +49,9 @@ def _add_actions(acts: Subparsers, *, deprecated: bool) -> None:
         return p
 
     a = parser("generate", "write a new random key to a file")
-    a.add_argument("--out", required=True, metavar="FILE")
+    a.add_argument(
+        "--out", required=True, metavar="FILE", help="the new key file (never overwritten)"
+    )
     a = parser("status", "which key ids the gallery uses")
     add_gallery_options(a)
     add_json_option(a)
@@ -89,7 +92,7 @@ def generate(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def status(args: argparse.Namespace, ctx: CliContext) -> int:
     _warn_if_deprecated(args, ctx, "status")
-    ids = sorted(str(k) for k in ctx.gallery().key_ids())
+    ids = sorted(str(k) for k in ctx.gallery(must_exist=True).key_ids())
     ctx.out.emit({"key_ids": ids}, "key ids in use: " + ", ".join(ids))
     return OK
 
@@ -101,9 +104,9 @@ def rotate(args: argparse.Namespace, ctx: CliContext) -> int:
     new_key = TemplateKey.from_file(args.new_key_file) if args.new_key_file else None
     if new_key is None and not args.decrypt:
         return ctx.out.usage(f"{COMMAND} rotate needs --new-key-file FILE (or --decrypt)")
-    n = ctx.gallery().rekey(new_key)
+    n = ctx.gallery(must_exist=True).rekey(new_key)
     target = new_key.key_id if new_key else "no key (plaintext)"
-    ctx.out.line(f"re-encrypted {n} templates with {target}")
+    ctx.out.line(f"re-encrypted {output.plural(n, 'template')} with {target}")
     return OK
 
 

@@ -22,17 +22,27 @@ def register(subparsers: Subparsers) -> None:
         "folder per person; writes PNG plots, report.html and report.json to --out.",
     )
     pa = acts.add_parser("pairs", help="verification on PAIRS.csv (columns a,b,same)")
-    pa.add_argument("pairs", metavar="PAIRS.csv")
+    pa.add_argument("pairs", metavar="PAIRS.csv", help="the pairs: a header, then a,b,same")
     pa.add_argument("--root", metavar="DIR", help="folder the paths are relative to")
-    pa.add_argument("--target-fmr", type=float, default=1e-3, help="for the recommended threshold")
+    pa.add_argument(
+        "--target-fmr",
+        type=float,
+        default=1e-3,
+        help="false match rate of the recommended threshold (0.001)",
+    )
     b = acts.add_parser("gallery", help="open-set identification on DIR/<person>/<photos>")
-    b.add_argument("folder", metavar="DIR")
+    b.add_argument("folder", metavar="DIR", help="one subfolder of photos per person")
     b.add_argument("--enrol", type=int, default=5, help="photos enrolled per person")
     b.add_argument(
         "--unknown-fraction", type=float, default=0.3, help="share of people kept out as unknown"
     )
     b.add_argument("--seed", type=int, default=0, help="seed of the enrol/probe split")
-    b.add_argument("--target-fpir", type=float, default=1e-2)
+    b.add_argument(
+        "--target-fpir",
+        type=float,
+        default=1e-2,
+        help="strangers named (FPIR) to report the FNIR at (0.01)",
+    )
     for a in (pa, b):
         a.add_argument(
             "--groups", metavar="GROUPS.json", help="person -> group, for per-group rates"
@@ -49,7 +59,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     pipeline = ctx.pipeline
     embed = protocols.pipeline_embed_fn(pipeline)
     groups = protocols.load_groups(args.groups) if args.groups else None
-    with ctx.out.progress("embedding photos") as progress:
+    with ctx.out.progress("embedding", unit="photos") as progress:
         result: protocols.PairsResult | protocols.GalleryResult
         if args.eval_action == "pairs":
             result = protocols.evaluate_pairs_csv(
@@ -78,5 +88,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         ctx.out.line(result.to_json(indent=None))
     else:
         ctx.out.line(output.eval_text(result))
-    ctx.out.note(f"report: {Path(args.out) / 'report.html'} ({len(written)} files)")
+    ctx.out.note(
+        f"report: {Path(args.out) / 'report.html'} ({output.plural(len(written), 'file')})"
+    )
     return OK

@@ -26,11 +26,13 @@ from faceindex.cli.options import (
 def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "enroll",
-        help="add photos of a person to the gallery",
+        aliases=["enrol"],
+        help="add photos of a person to the gallery (creates the gallery if need be)",
         description="Enrol photos of NAME (created if new), or a folder tree with one "
         "subfolder per person (--folders). Each photo passes a quality gate; rejections "
         "are listed with their reasons. Re-running skips photos already enrolled. "
-        "Names of the form #N are refused: on the command line #N always means an id.",
+        "Names of the form #N are refused: on the command line #N always means an id. "
+        "A gallery that does not exist yet is created (and named on stderr).",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="the person's name")
     p.add_argument("images", nargs="*", metavar="IMG", help="photos of that person")
@@ -44,7 +46,8 @@ def register(subparsers: Subparsers) -> None:
         "identify",
         help="who is in these photos?",
         description="Identify every face of each photo against the gallery; faces that "
-        "match nobody well enough are reported as unknown (person null).",
+        "match nobody well enough are reported as unknown (person null). The gallery must "
+        "exist (exit 6 otherwise: a mistyped --gallery is never taken as an empty one).",
     )
     p.add_argument("images", nargs="+", metavar="IMG", help="photos")
     add_gallery_options(p)
@@ -56,15 +59,15 @@ def register(subparsers: Subparsers) -> None:
     )
     a = acts.add_parser("list", help="list people")
     a.add_argument("--search", help="only names containing this text")
-    a.add_argument("--offset", type=count, default=0)
-    a.add_argument("--limit", type=count, default=100)
+    a.add_argument("--offset", type=count, default=0, help="skip this many people first (0)")
+    a.add_argument("--limit", type=count, default=100, help="list at most this many (100)")
     a.set_defaults(handler=people_list)
     a = acts.add_parser("show", help="one person and their templates")
     a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
     a.set_defaults(handler=people_show)
     a = acts.add_parser("rename", help="rename a person")
     a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
-    a.add_argument("new_name", metavar="NEW_NAME")
+    a.add_argument("new_name", metavar="NEW_NAME", help="the person's new name")
     a.set_defaults(handler=people_rename)
     a = acts.add_parser("remove", help="erase a person: templates, photos, index entries")
     a.add_argument("person", metavar="PERSON", help=PERSON_HELP)
@@ -110,7 +113,7 @@ def enroll(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("enroll needs a NAME and at least one photo (or --folders DIR)")
     _check_new_name(args.name)
     _check_photo_args(args.images)
-    report = ctx.gallery(pipeline=ctx.pipeline).enroll(args.name, args.images)
+    report = ctx.gallery(pipeline=ctx.pipeline).enroll(args.name, args.images)  # creates one
     ctx.out.emit(output.enrolment_json(report), output.enrolment_text(args.name, report))
     return OK if not report.rejected else PARTIAL_FAILURE
 
@@ -156,11 +159,11 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
         _check_new_name(name)
     total = sum(len(photos) for _, photos in people)
     counts: collections.Counter[str] = collections.Counter()
-    reasons: collections.Counter[str] = collections.Counter()
+    rejected: list[tuple[str, tuple[str, ...]]] = []
     start = time.perf_counter()
     gallery = ctx.gallery(pipeline=ctx.pipeline)
     ctx.pipeline.warm_up()
-    with ctx.out.progress("enrolling", total=total) as progress:
+    with ctx.out.progress("enrolling", total=total, unit="photos") as progress:
         for name, photos in people:
             for photo in photos:
                 # One photo at a time: each is committed on its own, so an interrupted
@@ -168,17 +171,11 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
                 outcome = gallery.enroll(name, [photo], sources=[str(photo)]).outcomes[0]
                 counts[str(outcome.status)] += 1
                 if outcome.status is EnrolStatus.REJECTED:
-                    reasons.update(outcome.reasons)
+                    rejected.append((outcome.source, outcome.reasons))
                 ctx.out.emit({"person": name, **outcome.as_dict()}, None)
                 progress.advance()
     elapsed = time.perf_counter() - start
-    ctx.out.note(
-        f"{total} photos of {len(people)} people in {elapsed:.1f} s "
-        f"({total / elapsed:.1f} photos/s): {counts['accepted']} accepted, "
-        f"{counts['duplicate']} already enrolled, {counts['rejected']} rejected"
-    )
-    if reasons:
-        ctx.out.note("rejections: " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
+    ctx.out.note(output.enrol_folders_summary(len(people), counts, rejected, elapsed))
     return OK if not counts["rejected"] else PARTIAL_FAILURE
 
 
@@ -188,7 +185,7 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
 def identify(args: argparse.Namespace, ctx: CliContext) -> int:
     from faceindex.errors import ConfigError
 
-    gallery = ctx.gallery(pipeline=ctx.pipeline)
+    gallery = ctx.gallery(must_exist=True, pipeline=ctx.pipeline)
     return each_photo(
         ctx,
         args.images,
@@ -196,6 +193,7 @@ def identify(args: argparse.Namespace, ctx: CliContext) -> int:
         lambda faces: {"faces": [output.identification_json(f) for f in faces]},
         output.identify_text,
         stop_on=(ConfigError,),  # a wrong key or model fails every photo alike: stop at once
+        description="identifying",
     )
 
 
@@ -203,16 +201,16 @@ def identify(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def people_list(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     for p in gallery.people(search=args.search, offset=args.offset, limit=args.limit):
         ctx.out.emit(p.as_dict(), output.person_line(p))
     if not ctx.out.json:
-        ctx.out.note(f"{gallery.count_people()} people in {gallery.path}")
+        ctx.out.note(f"{output.people(gallery.count_people())} in {gallery.path}")
     return OK
 
 
 def people_show(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     p = ctx.person(args.person)
     templates = gallery.templates(p.id)
     ctx.out.emit(output.person_show_json(p, templates), output.person_show_text(p, templates))
@@ -221,23 +219,27 @@ def people_show(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def people_rename(args: argparse.Namespace, ctx: CliContext) -> int:
     _check_new_name(args.new_name)
-    p = ctx.gallery().rename(ctx.person(args.person).id, args.new_name)
+    p = ctx.gallery(must_exist=True).rename(ctx.person(args.person).id, args.new_name)
     ctx.out.emit(p.as_dict(), f"#{p.id} is now {p.name}")
     return OK
 
 
 def people_remove(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     p = ctx.person(args.person)
     if not args.yes:
         if not sys.stdin.isatty():
             return ctx.out.usage("refusing to delete without --yes (no terminal to ask)")
-        answer = input(f"Delete {p.name} (#{p.id}) and all {p.templates} templates? [y/N] ")
+        what = output.plural(p.templates, "template")
+        answer = input(f"Delete {p.name} (#{p.id}) and {what}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             ctx.out.note("nothing deleted")
             return OK
     n = gallery.remove(p.id)
-    ctx.out.emit({"deleted": p.id, "templates": n}, f"deleted {p.name} (#{p.id}) and {n} templates")
+    ctx.out.emit(
+        {"deleted": p.id, "templates": n},
+        f"deleted {p.name} (#{p.id}) and {output.plural(n, 'template')}",
+    )
     return OK
 
 
@@ -245,19 +247,19 @@ def people_remove(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def index_rebuild(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     start = time.perf_counter()
     size = gallery.rebuild_index(args.backend)
     elapsed = time.perf_counter() - start
     ctx.out.emit(
         {"templates": size, "backend": args.backend, "seconds": round(elapsed, 3)},
-        f"index rebuilt: {size} templates ({args.backend}) in {elapsed:.2f} s",
+        f"index rebuilt: {output.plural(size, 'template')} ({args.backend}) in {elapsed:.2f} s",
     )
     return OK
 
 
 def reembed(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()  # opened before the new pipeline exists: it keeps its own
+    gallery = ctx.gallery(must_exist=True)  # opened before the new pipeline: it keeps its own
     new = ctx.pipeline
     old = gallery.model_id
     start = time.perf_counter()
@@ -265,6 +267,6 @@ def reembed(args: argparse.Namespace, ctx: CliContext) -> int:
     elapsed = time.perf_counter() - start
     ctx.out.emit(
         {"from": old, "to": new.model_id, "templates": n},
-        f"re-embedded {n} templates: {old} -> {new.model_id} in {elapsed:.1f} s",
+        f"re-embedded {output.plural(n, 'template')}: {old} -> {new.model_id} in {elapsed:.1f} s",
     )
     return OK

@@ -50,7 +50,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def stats(args: argparse.Namespace, ctx: CliContext) -> int:
-    gallery = ctx.gallery()
+    gallery = ctx.gallery(must_exist=True)
     exp = gallery.expectations()
     record = output.stats_json(gallery.path, gallery.model_id, gallery.count_templates(), exp)
     ctx.out.emit(record, output.stats_text(record))
@@ -70,7 +70,7 @@ def calibrate(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("give the folder of photos to calibrate on (DIR/<person>/<photos>)")
     from faceindex.eval.calibrate import calibrate_folder
 
-    with ctx.out.progress("embedding photos") as progress:
+    with ctx.out.progress("embedding", unit="photos") as progress:
         result = calibrate_folder(
             Path(args.folder),
             ctx.pipeline,
@@ -80,7 +80,7 @@ def calibrate(args: argparse.Namespace, ctx: CliContext) -> int:
         )
     stored = False
     if not args.dry_run:
-        ctx.gallery().set_calibration(result.calibration)
+        ctx.gallery().set_calibration(result.calibration)  # created if need be (and said)
         stored = True
     record = output.calibration_json(result, stored=stored)
     ctx.out.emit(record, output.calibration_text(record))

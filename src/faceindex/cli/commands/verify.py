@@ -81,7 +81,7 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
         return value
 
     failures = matches = 0
-    with ctx.out.progress("verifying pairs", total=len(pairs.pairs)) as progress:
+    with ctx.out.progress("verifying", total=len(pairs.pairs), unit="pairs") as progress:
         for pair in pairs.pairs:
             result: Verification | FaceIndexError
             try:
@@ -97,7 +97,7 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
             progress.advance()
     n = len(pairs.pairs)
     ctx.out.note(
-        f"{n} pairs: {matches} match, {n - matches - failures} no match, "
+        f"{output.plural(n, 'pair')}: {matches} match, {n - matches - failures} no match, "
         f"{failures} failed (threshold {pipeline.threshold:.3f}, model {pipeline.model_id})"
     )
     return OK if failures == 0 else PARTIAL_FAILURE

@@ -40,7 +40,9 @@ def register(subparsers: Subparsers) -> None:
         description="Track faces in SOURCE (a video file, a webcam index such as 0, or an "
         "rtsp:// or http(s):// stream) and report when each person appears and leaves. "
         "Files are processed as fast as possible (--realtime paces them like a camera); "
-        "live sources drop stale frames so that latency never builds up.",
+        "live sources drop stale frames so that latency never builds up. The human lines "
+        "are a timeline in time order, written a few seconds behind the video (an event is "
+        "known only once a face is recognised or gone); --json lines come at once.",
     )
     p.add_argument("source", metavar="SOURCE", help="video file, device index, or stream URL")
     p.add_argument("--events", metavar="FILE", help="also append events as JSON lines to FILE")
@@ -165,6 +167,7 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = None if args.no_gallery else _gallery(ctx, required=False)
     identifier: Identifier = gallery if gallery is not None else NobodyIdentifier()
     sinks: list[EventSink] = []
+    human: output.HumanEventSink | None = None
     video_out: VideoOutput | None = None
     preview: Preview | None = None
     watcher: Watcher | None = None
@@ -181,10 +184,19 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
         start = time.monotonic()
         info = source.info
         wall = info.kind is not SourceKind.FILE
+        options = WatchOptions(
+            detect_max_side=args.detect_size,
+            detect_every=args.detect_every,
+            absence_timeout_s=args.absence,
+        )
         if ctx.out.json:
             sinks.append(JsonLinesSink(ctx.out.stdout))
         else:
-            sinks.append(output.HumanEventSink(ctx.out, wall=wall))
+            # the longest an event is reported after it happened: announced at the latest
+            # after the decision timeout, gone after the absence timeout (plus a frame gap)
+            lag = options.decision_timeout_s + options.absence_timeout_s + 1.0
+            human = output.HumanEventSink(ctx.out, wall=wall, delay_s=lag)
+            sinks.append(human)
         if args.events:
             sinks.append(JsonLinesSink.to_file(args.events))
         if args.webhook:
@@ -200,11 +212,7 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
         watcher = Watcher(
             pipeline,
             identifier,
-            options=WatchOptions(
-                detect_max_side=args.detect_size,
-                detect_every=args.detect_every,
-                absence_timeout_s=args.absence,
-            ),
+            options=options,
             source=info.description,
             clock=Clock.WALL if wall else Clock.VIDEO,
             source_fps=info.fps,
@@ -216,6 +224,8 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
                 result = watcher.process(frame.image, frame.timestamp, frame.index)
                 frames += 1
                 _dispatch(sinks, result.events, identified)
+                if human is not None:
+                    human.advance(result.timestamp)
                 if video_out is not None or preview is not None:
                     bgr = draw_tracks(frame.image, result.tracks)
                     if video_out is not None:
@@ -302,7 +312,7 @@ def anonymize(args: argparse.Namespace, ctx: CliContext) -> int:
     if photo:
         report = anonymize_image(pipeline, src, dst, mode=mode, margin=args.margin, keep=keep)
     else:
-        with ctx.out.progress("finding faces") as progress:
+        with ctx.out.progress("finding faces", unit="frames") as progress:
             report = anonymize_video(
                 pipeline,
                 src,
