@@ -110,6 +110,12 @@ class PrivacySettings:
     key_file: str | None = None
 
 
+#: The one default pixel limit (CLI, library and server): 50 megapixels holds the photos of
+#: today's phones (48-50 MP sensors) and cameras up to 8K video frames, while a
+#: decompression bomb is refused from its header.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     #: Threads per ONNX Runtime session; ``None`` = all cores.
@@ -117,8 +123,9 @@ class RuntimeSettings:
     #: Where derived model files are cached (``FACEINDEX_CACHE_DIR``); ``None`` = the
     #: user cache folder.
     cache_dir: str | None = None
-    #: Largest accepted image, in pixels (decompression-bomb guard).
-    max_image_pixels: int = 50_000_000
+    #: Largest accepted image, in pixels (decompression-bomb guard); the REST API has the
+    #: same default, so a photo the CLI reads is one the server reads.
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     #: Largest accepted image file, in bytes.
     max_image_bytes: int = 64 * 1024 * 1024
 

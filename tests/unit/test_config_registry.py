@@ -66,3 +66,10 @@ def test_import_loads_no_model() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_cli_and_server_share_one_pixel_limit() -> None:
+    from faceindex.api.settings import ApiSettings
+    from faceindex.config import RuntimeSettings
+
+    assert ApiSettings().max_image_pixels == RuntimeSettings().max_image_pixels

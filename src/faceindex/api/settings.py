@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faceindex.config import Settings
+from faceindex.config import DEFAULT_MAX_IMAGE_PIXELS, Settings
 from faceindex.errors import ConfigError
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -66,7 +66,7 @@ class ApiSettings:
     #: Largest accepted image upload, in bytes (413 ``image_too_large`` beyond).
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: Largest accepted image, in pixels, checked from the header before decoding.
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     #: Most images in one request (enrolment of several photos).
     max_files: int = 20
     #: Largest request body, in bytes (413 ``request_too_large`` beyond): several photos,

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from faceindex.api.errors import ApiError, error_response
 from faceindex.api.settings import ApiSettings
 from faceindex.errors import ImageDecodeError, ImageTooLargeError
+from faceindex.io.image import byte_limit, too_many_bytes, too_many_pixels
 
 #: Pillow formats accepted from clients (no formats that call out to other programs).
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
@@ -78,8 +79,7 @@ def sniff_image(data: bytes, *, label: str, max_pixels: int | None = None) -> Im
         raise ImageDecodeError(f"{label}: image has no pixels", field=label)
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{label}: {width}x{height} = {width * height} pixels exceeds the limit of "
-            f"{max_pixels}",
+            f"{label}: {too_many_pixels(width, height, max_pixels)}",
             field=label,
             width=width,
             height=height,
@@ -91,7 +91,7 @@ def sniff_image(data: bytes, *, label: str, max_pixels: int | None = None) -> Im
 def _check_image(data: bytes, label: str, settings: ApiSettings) -> Upload:
     if len(data) > settings.max_upload_bytes:
         raise ImageTooLargeError(
-            f"{label}: {len(data)} bytes exceeds the limit of {settings.max_upload_bytes}",
+            f"{label}: {too_many_bytes(len(data), settings.max_upload_bytes)}",
             field=label,
             max_bytes=settings.max_upload_bytes,
         )
@@ -103,7 +103,7 @@ def decode_base64_image(text: str, *, field_name: str, settings: ApiSettings) ->
     compact = "".join(_DATA_URL.sub("", text.strip(), count=1).split())
     if len(compact) > (settings.max_upload_bytes + 2) // 3 * 4 + 4:
         raise ImageTooLargeError(
-            f"{field_name}: the image exceeds the limit of {settings.max_upload_bytes} bytes",
+            f"{field_name}: the image is over {byte_limit(settings.max_upload_bytes)}",
             field=field_name,
             max_bytes=settings.max_upload_bytes,
         )
@@ -326,7 +326,9 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
     def _message(self) -> str:
-        return f"the request body exceeds the limit of {self.max_bytes} bytes"
+        return (
+            f"the request body is over {byte_limit(self.max_bytes)} (send fewer or smaller photos)"
+        )
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

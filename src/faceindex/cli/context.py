@@ -160,8 +160,12 @@ class CliContext:
                     f"named {text.strip()!r}, write {NAME_PREFIX}{text.strip()})",
                     person=text,
                 ) from None
+        from faceindex.gallery import name_key
+
         person = gallery.person(ref)
-        if person.name != ref.strip():  # the store falls back to an id for "#N" names
+        # Names match regardless of case, as in the gallery; the check is that the store
+        # did not fall back to an id for a "#N" name.
+        if name_key(person.name) != name_key(ref):
             raise NotFoundError(f"no person named {ref!r} in the gallery", person=ref)
         return person
 

@@ -347,6 +347,9 @@ REASONS: Mapping[str, str] = {
     "already_enrolled": "already enrolled",
     "duplicate_of_other_person": "the same photo is enrolled for another person",
     "not_embedded": "the face could not be embedded",
+    "matches_other_person": "the face matches another enrolled person better "
+    "(--force enrols it anyway, flagged)",
+    "face_too_small": "face too small",
     # face quality (faceindex.types.QualityIssue)
     "too_small": "face too small",
     "blurry": "face blurry",
@@ -376,7 +379,7 @@ def reason_text(code: str) -> str:
     """A rejection reason or enrolment flag in words (``several_faces`` -> "several
     faces of similar size ...")."""
     name, _, arg = code.partition(":")
-    if name in _FLAGS:
+    if name in _FLAGS and (arg or name not in REASONS):
         words = _FLAGS[name].format(arg)
         if name == "ignored_faces" and arg.isdigit():
             words = f"{plural(int(arg), 'background face')} left out"
@@ -392,6 +395,12 @@ def enrolment_text(name: str, report: EnrolmentReport) -> str:
     lines = []
     for o in report.outcomes:
         why = f": {reasons_text(o.reasons)}" if o.reasons else ""
+        if o.conflict is not None and o.reasons:
+            c = o.conflict
+            why = (
+                f": looks like {c.name} (#{c.person_id}, similarity {c.similarity:.2f}) more "
+                f"than {name}; not enrolled (--force enrols it if this is {name})"
+            )
         notes = f" (note: {reasons_text(o.flags)})" if o.flags else ""
         lines.append(f"{o.source}: {o.status}{why}{notes}")
     total = report.person.templates if report.person else 0

@@ -186,7 +186,9 @@ def plot_cmc(m: IdentificationMetrics) -> bytes:
     ax.set_ylim(min(0.9, float(m.cmc.min())) - 0.02 if m.cmc.size else 0.0, 1.01)
     ax.set_xlabel("rank")
     ax.set_ylabel("identification rate")
-    ax.set_title(f"CMC ({m.n_mated} mated probes, {m.n_people} people)")
+    ax.set_title(
+        f"CMC ({plural(m.n_mated, 'mated probe')}, {plural(m.n_people, 'person', 'people')})"
+    )
     return _png(fig)
 
 
@@ -256,9 +258,16 @@ def _breakdowns(result: Result) -> list[tuple[str, GroupBreakdown]]:
     return out
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 person``, ``2 people``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "n/a"
+    if np.isnan(value):
+        return "not measurable"
     if not np.isfinite(value):
         return "∞" if value > 0 else "−∞"
     return f"{value:.{digits}f}"

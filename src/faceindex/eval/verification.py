@@ -108,7 +108,13 @@ def verification_metrics(
         fmr=float(accepted[~y].mean()),
         fnmr=float((~accepted[y]).mean()),
         target_fmr=target_fmr,
-        recommended_threshold=metrics.threshold_at_fmr(s, y, target_fmr),
+        # A threshold for an FMR below 1 / impostors is not measured but extrapolated: none
+        # is recommended (NaN; null in JSON, "not measurable" in the reports).
+        recommended_threshold=(
+            metrics.threshold_at_fmr(s, y, target_fmr)
+            if target_fmr * n_imp >= 1.0
+            else float("nan")
+        ),
         roc=metrics.roc(s, y),
         genuine_scores=gen,
         impostor_scores=imp,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from faceindex.gallery.enrolment import EnrolmentReport, EnrolStatus, PhotoOutcome
     from faceindex.gallery.gallery import Gallery
     from faceindex.gallery.records import set_actor
+    from faceindex.gallery.schema import name_key
     from faceindex.gallery.tables import Person, TemplateInfo
     from faceindex.gallery.transfer import ImportReport
     from faceindex.pipeline import Pipeline
@@ -31,6 +32,7 @@ __all__ = [
     "TemplateInfo",
     "default_gallery_path",
     "key_from_settings",
+    "name_key",
     "open_gallery",
     "set_actor",
 ]
@@ -44,6 +46,7 @@ _LAZY = {
     "Person": "faceindex.gallery.tables",
     "TemplateInfo": "faceindex.gallery.tables",
     "set_actor": "faceindex.gallery.records",
+    "name_key": "faceindex.gallery.schema",
 }
 
 

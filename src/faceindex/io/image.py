@@ -123,13 +123,20 @@ def _over(value: float, limit: float) -> str:
 _BYTE_UNITS: tuple[tuple[int, str], ...] = ((1024 * 1024, "MB"), (1024, "KB"))
 
 
+def byte_limit(limit: int) -> str:
+    """``the 20 MB limit``: a byte limit in its largest whole-ish unit."""
+    for scale, unit in _BYTE_UNITS:
+        if limit >= scale:
+            return f"the {limit / scale:g} {unit} limit"
+    return f"the {limit} byte limit"
+
+
 def too_many_bytes(size: int, limit: int) -> str:
     """``25.0 MB is over the 20 MB limit``, in the unit of the limit."""
     for scale, unit in _BYTE_UNITS:
         if limit >= scale:
-            over = _over(size / scale, limit / scale)
-            return f"{over} {unit} is over the {limit / scale:g} {unit} limit"
-    return f"{size} bytes is over the {limit} byte limit"
+            return f"{_over(size / scale, limit / scale)} {unit} is over {byte_limit(limit)}"
+    return f"{size} bytes is over {byte_limit(limit)}"
 
 
 def too_many_pixels(width: int, height: int, limit: int) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import Photos, Run
+from PIL import Image
 
 
 def test_enroll_and_identify(cli: Run, photos: Photos, gallery_path: Path) -> None:
@@ -172,3 +173,41 @@ def test_stats(cli: Run, photos: Photos) -> None:
     text = cli("stats").out
     assert "2 people, 2 templates, model fake-v1" in text and "threshold 0.9000 (fixed)" in text
     assert "unknown (no calibration for this model)" in text
+
+
+def test_enrol_refuses_a_face_of_another_person_unless_forced(
+    cli: Run, photos: Photos, tmp_path: Path
+) -> None:
+    assert cli("enroll", "Ann", photos.of(1, 0), photos.of(1, 1)).code == 0
+    assert cli("enroll", "Bob", photos.of(2, 0)).code == 0
+    r = cli("enroll", "Bob", photos.of(1, 2))  # Ann's face, enrolled as Bob
+    assert r.code == 8
+    first = r.out.splitlines()[0]
+    assert first.startswith(f"{photos.of(1, 2)}: rejected: looks like Ann (#1, similarity ")
+    assert "--force" in first
+    r = cli("people", "show", "Bob", "--json")
+    assert r.json["templates"] == 1  # nothing was added
+    r = cli("enroll", "Bob", photos.of(1, 2), "--force", "--json")
+    assert r.code == 0
+    (photo,) = r.json["photos"]
+    assert photo["status"] == "accepted" and photo["conflict"]["name"] == "Ann"
+    assert "matches_other_person:1" in photo["flags"]
+    bulk = tmp_path / "bulk" / "Bob"  # bulk enrolment refuses it the same way
+    bulk.mkdir(parents=True)
+    with Image.open(photos.of(1, 0)) as im:  # Ann's face in a file not enrolled yet
+        im.save(bulk / "a.png", compress_level=0)
+    r = cli("enroll", "--folders", str(bulk.parent), "--json")
+    assert r.code == 8 and r.lines[0]["reasons"] == ["matches_other_person"]
+    assert "matches another enrolled person" in r.err
+    r = cli("enroll", "--folders", str(bulk.parent), "--force", "--json")
+    assert r.code == 0 and r.lines[0]["status"] == "accepted"
+
+
+def test_people_are_named_regardless_of_case(cli: Run, photos: Photos) -> None:
+    assert cli("enroll", "Ann Lee", photos.of(1, 0)).code == 0
+    r = cli("people", "show", "ann lee", "--json")
+    assert r.code == 0 and r.json["name"] == "Ann Lee"
+    r = cli("enroll", "ANN LEE", photos.of(1, 1), "--json")  # adds to Ann Lee
+    assert r.code == 0 and r.json["person"]["name"] == "Ann Lee"
+    assert r.json["person"]["templates"] == 2
+    assert cli("people", "show", "Bob").code == 6

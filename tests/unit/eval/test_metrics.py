@@ -66,3 +66,16 @@ def test_bad_inputs() -> None:
         metrics.auc([np.nan, 0.2], [1, 0])
     with pytest.raises(ValueError, match="equal length"):
         metrics.eer([0.1], [1, 0])
+
+
+def test_no_threshold_is_recommended_for_an_fmr_too_few_impostors_measure() -> None:
+    from faceindex.eval.verification import verification_metrics
+
+    rng = np.random.default_rng(0)
+    same = np.array([True] * 50 + [False] * 200)
+    scores = np.where(same, rng.normal(0.8, 0.05, 250), rng.normal(0.2, 0.05, 250))
+    few = verification_metrics(scores, same, threshold=0.5, target_fmr=1e-3)  # 200 < 1000
+    assert math.isnan(few.recommended_threshold)
+    assert few.to_dict()["recommended_threshold"] is None
+    enough = verification_metrics(scores, same, threshold=0.5, target_fmr=1e-2)  # 200 >= 100
+    assert 0.2 < enough.recommended_threshold < 0.8

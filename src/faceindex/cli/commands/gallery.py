@@ -38,6 +38,12 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("images", nargs="*", metavar="IMG", help="photos of that person")
     p.add_argument("--folders", metavar="DIR", help="DIR/<person>/<photos>: bulk enrolment")
     p.add_argument("--keep-photos", action="store_true", help="store the photos too")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="enrol photos whose face matches another enrolled person better (refused "
+        "otherwise, reason matches_other_person); such faces stay flagged",
+    )
     add_gallery_options(p)
     add_model_options(p, embedder=True)
     p.set_defaults(handler=enroll)
@@ -113,7 +119,8 @@ def enroll(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("enroll needs a NAME and at least one photo (or --folders DIR)")
     _check_new_name(args.name)
     _check_photo_args(args.images)
-    report = ctx.gallery(pipeline=ctx.pipeline).enroll(args.name, args.images)  # creates one
+    gallery = ctx.gallery(pipeline=ctx.pipeline)  # creates one
+    report = gallery.enroll(args.name, args.images, force=args.force)
     ctx.out.emit(output.enrolment_json(report), output.enrolment_text(args.name, report))
     return OK if not report.rejected else PARTIAL_FAILURE
 
@@ -168,7 +175,8 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
             for photo in photos:
                 # One photo at a time: each is committed on its own, so an interrupted
                 # run keeps what it did and a re-run skips it (duplicate by hash).
-                outcome = gallery.enroll(name, [photo], sources=[str(photo)]).outcomes[0]
+                report = gallery.enroll(name, [photo], sources=[str(photo)], force=args.force)
+                outcome = report.outcomes[0]
                 counts[str(outcome.status)] += 1
                 if outcome.status is EnrolStatus.REJECTED:
                     rejected.append((outcome.source, outcome.reasons))
