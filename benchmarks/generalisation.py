@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from _common import fmt_table
+from faceindex.detection.subject import prominence
 from faceindex.detection.yunet import YuNetDetector
 from faceindex.embedding.dlib_resnet import DlibResnetEmbedder
 from faceindex.embedding.fusion import WEIGHTS as FUSION_WEIGHTS
 from faceindex.embedding.sface import SFaceEmbedder
 from faceindex.embedding.specs import FUSION
 from faceindex.eval import metrics
-from faceindex.gallery.enrolment import prominence
 from faceindex.io.files import person_folders
 from faceindex.io.image import load_image
 from faceindex.types import BBox, Face, Landmarks, LandmarkScheme

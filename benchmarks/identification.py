@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def fi_embed(path: Path) -> np.ndarray | None:
         try:
-            emb = pipeline.largest_face(path).embedding
+            emb = pipeline.subject_face(path).embedding
         except FaceIndexError:
             return None
         return None if emb is None else np.asarray(emb.vector, dtype=np.float64)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def fi_embed(path: Path) -> np.ndarray | None:
         try:
-            face = pipeline.largest_face(path)
+            face = pipeline.subject_face(path)
         except FaceIndexError:
             return None
         return None if face.embedding is None else face.embedding.vector

@@ -13,7 +13,7 @@ taken whole as the face instead of answering "no face" (see :func:`crop_fallback
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,9 @@ import numpy as np
 from faceindex.alignment import ARCFACE_112
 from faceindex.config import Settings
 from faceindex.detection import DETECTORS, Detector
-from faceindex.embedding import EMBEDDERS, Embedder, similarity
-from faceindex.errors import FaceTooSmallError, InvalidInputError, NoFaceError
+from faceindex.detection.subject import most_prominent
+from faceindex.embedding import EMBEDDERS, Embedder, embed_many, similarity
+from faceindex.errors import FaceIndexError, FaceTooSmallError, InvalidInputError, NoFaceError
 from faceindex.io.image import ImageLimits, ImageSource, load_image
 from faceindex.quality import QualityThresholds, assess
 from faceindex.types import (
@@ -231,28 +232,86 @@ class Pipeline:
             for face, vec in zip(faces, vectors, strict=True)
         )
 
-    def largest_face(self, source: ImageSource) -> Face:
-        """The largest face of a photo, embedded; :class:`NoFaceError` if there is none
-        (:class:`FaceTooSmallError` when the detector saw one below its size gate)."""
-        image = self.load(source)
-        faces = self.find_faces(image)
-        if not faces:
-            raise self.no_face_error(image, _label(source))
-        face = self._with_quality(image, faces[:1])
-        return self.embed_faces(image, face)[0]
+    def embed_photos(
+        self, items: Sequence[tuple[ImageArray, Sequence[Face]]]
+    ) -> list[tuple[Face, ...]]:
+        """:meth:`embed_faces` for several decoded photos, in one batch through the
+        embedder's networks where it can (:func:`faceindex.embedding.embed_many`)."""
+        with_faces = [(image, faces) for image, faces in items if faces]
+        vectors = embed_many(self.embedder, with_faces) if with_faces else []
+        found = iter(vectors)
+        model_id = self.model_id
+        out: list[tuple[Face, ...]] = []
+        for _image, faces in items:
+            if not faces:
+                out.append(())
+                continue
+            out.append(
+                tuple(
+                    dataclasses.replace(face, embedding=Embedding(vec, model_id))
+                    for face, vec in zip(faces, next(found), strict=True)
+                )
+            )
+        return out
+
+    def iter_subjects(
+        self,
+        sources: Iterable[ImageSource],
+        *,
+        batch: int = 16,
+        batch_pixels: int = 64_000_000,
+    ) -> Iterator[Face | FaceIndexError]:
+        """Each photo's subject (:meth:`subject_face`), in order, or the error that photo
+        gave (unreadable, no face, ...). Photos are decoded and detected one by one and
+        their subjects embedded ``batch`` at a time, fewer when the decoded photos of a
+        batch would hold more than ``batch_pixels`` pixels (they are all in memory until
+        the batch is embedded)."""
+        pending: list[tuple[ImageArray, Face] | FaceIndexError] = []
+        pixels = 0
+        for source in sources:
+            try:
+                image = self.load(source)
+                faces = self.find_faces(image)
+                if not faces:
+                    raise self.no_face_error(image, _label(source))
+                height, width = image.shape[:2]
+                subject = faces[most_prominent(faces, width, height)]
+                pending.append((image, self._with_quality(image, [subject])[0]))
+                pixels += height * width
+            except FaceIndexError as exc:
+                pending.append(exc)
+            if len(pending) >= batch or pixels >= batch_pixels:
+                yield from self._embed_subjects(pending)
+                pending, pixels = [], 0
+        yield from self._embed_subjects(pending)
+
+    def _embed_subjects(
+        self, pending: list[tuple[ImageArray, Face] | FaceIndexError]
+    ) -> list[Face | FaceIndexError]:
+        found = [x for x in pending if not isinstance(x, FaceIndexError)]
+        embedded = iter(self.embed_photos([(image, (face,)) for image, face in found]))
+        return [x if isinstance(x, FaceIndexError) else next(embedded)[0] for x in pending]
+
+    def subject_face(self, source: ImageSource) -> Face:
+        """The photo's subject (its most prominent face: :mod:`faceindex.detection.subject`),
+        embedded; :class:`NoFaceError` if there is none (:class:`FaceTooSmallError` when the
+        detector saw one below its size gate)."""
+        return self.choose_face(source).face
 
     def choose_face(
         self, source: ImageSource, index: int | None = None, *, label: str | None = None
     ) -> FaceChoice:
-        """Face ``index`` of a photo (default 0, the largest), embedded, with every face
-        found; :class:`NoFaceError` (or :class:`FaceTooSmallError`) when there is none,
-        :class:`InvalidInputError` when ``index`` is past the last face."""
+        """Face ``index`` of a photo (faces are listed largest first; by default the photo's
+        subject, its most prominent face: :mod:`faceindex.detection.subject`), embedded,
+        with every face found; :class:`NoFaceError` (or :class:`FaceTooSmallError`) when
+        there is none, :class:`InvalidInputError` when ``index`` is past the last face."""
         image = self.load(source)
         name = label or _label(source)
         faces = self.find_faces(image)
         if not faces:
             raise self.no_face_error(image, name)
-        i = 0 if index is None else index
+        height, width = image.shape[:2]
+        i = most_prominent(faces, width, height) if index is None else index
         if not 0 <= i < len(faces):
             raise InvalidInputError(
                 f"{name}: face {i} was asked for, but the photo has {len(faces)} "
@@ -274,7 +333,7 @@ class Pipeline:
         labels: tuple[str, str] | None = None,
     ) -> PairVerification:
         """Are face ``face_a`` of photo ``a`` and face ``face_b`` of photo ``b`` the same
-        person? (Default: the largest of each, as :meth:`verify`.)
+        person? (Default: the subject of each, its most prominent face.)
 
         ``search``: is A's face anyone in B? It is compared with every face of B and the
         best is answered (``face_b`` must then be left out).
@@ -335,8 +394,8 @@ class Pipeline:
         return Verification(similarity(a, b), self.threshold, a.model_id)
 
     def verify(self, a: ImageSource, b: ImageSource) -> Verification:
-        """Are the largest faces of two photos the same person?"""
-        fa, fb = self.largest_face(a), self.largest_face(b)
+        """Are the subjects (most prominent faces) of two photos the same person?"""
+        fa, fb = self.subject_face(a), self.subject_face(b)
         assert fa.embedding is not None and fb.embedding is not None  # set by embed_faces
         return self.compare(fa.embedding, fb.embedding)
 

@@ -59,9 +59,9 @@ def test_a_crop_the_detector_misses_is_a_face_and_verifies(
     assert blind.verify(obama_crop, fixtures_dir / "obama2.jpg").match
     assert not blind.verify(obama_crop, fixtures_dir / "biden.jpg").match
     # The whole-crop face embeds like the detected one (the fallback's alignment is right).
-    detected = pipeline.largest_face(obama_crop)
+    detected = pipeline.subject_face(obama_crop)
     assert not is_crop_fallback(detected)
-    fallback = blind.largest_face(obama_crop)
+    fallback = blind.subject_face(obama_crop)
     assert detected.embedding is not None and fallback.embedding is not None
     assert float(np.dot(detected.embedding.vector, fallback.embedding.vector)) > 0.9
 
@@ -72,7 +72,7 @@ def test_no_face_is_still_no_face(pipeline: Pipeline) -> None:
     for p in (pipeline, blind):
         assert p.detect(blank) == ()
         with pytest.raises(NoFaceError):
-            p.largest_face(blank)
+            p.subject_face(blank)
 
 
 def test_enrolment_ignores_background_faces_but_not_two_people(

@@ -158,7 +158,7 @@ def test_encrypted_templates(tmp_path: Path, pipeline: Pipeline, fixtures_dir: P
     key = TemplateKey.generate()
     with open_gallery(db, pipeline=pipeline, key=key, keep_photos=True) as g:
         g.enroll("Obama", [fixtures_dir / "obama.jpg"])
-        vec = g.pipeline.largest_face(fixtures_dir / "obama.jpg").embedding
+        vec = g.pipeline.subject_face(fixtures_dir / "obama.jpg").embedding
         assert vec is not None
         photo_id = g.templates("Obama")[0].photo_id
         assert g.photo_bytes(photo_id) == (fixtures_dir / "obama.jpg").read_bytes()
@@ -246,7 +246,7 @@ def test_reembed_converts_fusion_v1_galleries_without_photos(
         assert g.audit(action="reembed")[0]["details"]["from"] == "fusion-sface-dlib-v1"
         (face,) = g.identify(fixtures_dir / "obama3.jpg")
         assert face.person is not None and face.person.name == "Obama"
-        probe = pipeline.largest_face(fixtures_dir / "obama.jpg").embedding
+        probe = pipeline.subject_face(fixtures_dir / "obama.jpg").embedding
         assert probe is not None
         # The converted template of obama.jpg is the new model's embedding of it.
         (best,) = g.identify_vectors(probe.vector[None, :])

@@ -105,7 +105,7 @@ def test_a_face_below_the_size_gate_is_reported_as_too_small(
     assert outcome.message is not None
     assert re.fullmatch(r"face too small \(1\d px, need 20\)", outcome.message)
     with pytest.raises(FaceTooSmallError, match=r"face too small \(1\d px, need 20\)") as caught:
-        pipeline.largest_face(tiny)
+        pipeline.subject_face(tiny)
     assert caught.value.code == "face_too_small" and caught.value.details["min_face_px"] == 20
     blank = np.full((480, 640, 3), 128, np.uint8)  # no face at all is still no_face
     (none,) = gallery.enroll("Nobody", [blank]).outcomes

@@ -171,18 +171,32 @@ def test_pipeline_verify_and_decisions(pipeline: Pipeline, fixtures_dir: Path) -
     assert same.model_id == "fusion-sface-dlib-v2"
 
 
-def test_verify_uses_largest_face(pipeline: Pipeline, fixtures_dir: Path) -> None:
-    faces = pipeline.analyze(fixtures_dir / "two_people.jpg")
-    assert len(faces) == 2 and all(f.embedding is not None for f in faces)
-    largest = pipeline.largest_face(fixtures_dir / "two_people.jpg")
-    assert largest.bbox == faces[0].bbox
+def test_verify_takes_each_photos_subject(pipeline: Pipeline, fixtures_dir: Path) -> None:
+    """A portrait with a larger bystander at its edge: the subject is the centred face."""
+    from PIL import Image
+
+    canvas = Image.new("RGB", (1000, 800), (120, 120, 120))
+    with Image.open(fixtures_dir / "biden.jpg") as biden:
+        big = biden.convert("RGB").resize((biden.width * 3, biden.height * 3))
+        canvas.paste(big.crop((230, 60, 530, 420)), (700, 0))  # Biden: large, top right
+    with Image.open(fixtures_dir / "obama2.jpg") as obama:
+        centred = obama.convert("RGB").resize((300, 576))
+        canvas.paste(centred, (350, 150))  # Obama: smaller, in the middle
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    photo = buf.getvalue()
+    faces = pipeline.detect(photo)
+    assert len(faces) == 2
+    subject = pipeline.subject_face(photo)
+    assert subject.bbox == faces[1].bbox  # not the largest (faces[0], Biden's)
+    assert pipeline.verify(fixtures_dir / "obama.jpg", photo).match
 
 
 def test_no_face_is_no_face(pipeline: Pipeline) -> None:
     assert pipeline.detect(_no_face_image()) == ()
     assert pipeline.detect(np.full((300, 300, 3), 128, np.uint8)) == ()
     with pytest.raises(NoFaceError):
-        pipeline.largest_face(_no_face_image())
+        pipeline.subject_face(_no_face_image())
 
 
 def test_grayscale_and_rotated_photos(pipeline: Pipeline, obama_rgb: np.ndarray) -> None:
@@ -250,3 +264,20 @@ def test_flip_averaging_changes_vectors_not_decisions(fixtures_dir: Path) -> Non
     thr = flipped.spec.threshold
     assert float(vec["obama.jpg"] @ vec["obama2.jpg"]) >= thr
     assert float(vec["obama.jpg"] @ vec["biden.jpg"]) < thr
+
+
+def test_photos_embedded_in_one_batch_match_photo_by_photo(
+    pipeline: Pipeline, fixtures_dir: Path
+) -> None:
+    names = ["obama.jpg", "two_people.jpg", "biden.jpg", "alex-lacamoire.png"]
+    items = []
+    for name in names:
+        image = pipeline.load(fixtures_dir / name)
+        items.append((image, pipeline.find_faces(image)))
+    batched = pipeline.embed_photos(items)
+    assert [len(faces) for faces in batched] == [1, 2, 1, 1]
+    for (image, faces), together in zip(items, batched, strict=True):
+        alone = pipeline.embed_faces(image, faces)
+        for a, b in zip(alone, together, strict=True):
+            assert a.embedding is not None and b.embedding is not None
+            np.testing.assert_allclose(a.embedding.vector, b.embedding.vector, atol=1e-4)

@@ -67,7 +67,7 @@ def test_a_tight_crop_is_its_own_face_and_verifies(pipeline: Pipeline) -> None:
     assert face.quality is not None and face.quality.acceptable  # frontal, inside, sharp
     (analysed,) = pipeline.analyze(crop)
     assert analysed.embedding is not None and is_crop_fallback(analysed)
-    assert pipeline.largest_face(crop).embedding is not None
+    assert pipeline.subject_face(crop).embedding is not None
     assert pipeline.verify(crop, synthetic_photo([7], variant=1)).match
     assert not pipeline.verify(crop, synthetic_photo([8], variant=1)).match
 
@@ -125,14 +125,14 @@ def test_a_blank_crop_sized_image_has_no_face(pipeline: Pipeline) -> None:
     for image in (flat, nearly):
         assert pipeline.detect(image) == ()
         with pytest.raises(NoFaceError):
-            pipeline.largest_face(image)
+            pipeline.subject_face(image)
 
 
 def test_no_face_stays_no_face(pipeline: Pipeline) -> None:
     blank = np.full((480, 640, 3), 128, np.uint8)
     assert pipeline.detect(blank) == () and pipeline.analyze(blank) == ()
     with pytest.raises(NoFaceError):
-        pipeline.largest_face(blank)
+        pipeline.subject_face(blank)
     thumbnail = np.ascontiguousarray(face_crop(7)[:90, :])  # 4:3: not a crop
     assert pipeline.detect(thumbnail) == ()
 
@@ -141,7 +141,7 @@ def test_the_fallback_can_be_switched_off() -> None:
     off = Pipeline(detector=MissesCrops(), embedder=FakeEmbedder(), crop_fallback=False)
     assert off.detect(face_crop(7)) == ()
     with pytest.raises(NoFaceError):
-        off.largest_face(face_crop(7))
+        off.subject_face(face_crop(7))
     settings = Settings(
         detection=DetectionSettings(detector="fake"), embedding=EmbeddingSettings(embedder="fake")
     )

@@ -41,7 +41,7 @@ def test_a_face_under_the_gate_is_too_small_with_both_sizes(photo_of: PhotoOf) -
         f"face too small ({px} px, need {px + 10})"
     )
     with pytest.raises(FaceTooSmallError) as caught:
-        strict.largest_face(rgb)
+        strict.subject_face(rgb)
     assert caught.value.code == "face_too_small"
     assert caught.value.details["face_px"] == px
     assert caught.value.details["min_face_px"] == px + 10
@@ -53,7 +53,7 @@ def test_no_face_at_all_stays_no_face(photo_of: PhotoOf) -> None:
     pipeline = _pipeline(20)
     assert pipeline.small_face(rgb) is None
     with pytest.raises(NoFaceError) as caught:
-        pipeline.largest_face(rgb)
+        pipeline.subject_face(rgb)
     assert type(caught.value) is NoFaceError
     plain = Pipeline(detector=FakeDetector(min_face_px=10_000), embedder=FakeEmbedder())
     assert plain.small_face(load_image(photo_of(1))) is None  # cannot tell: no detect_small

@@ -27,6 +27,7 @@ from faceindex.cli.exit_codes import USAGE
 if TYPE_CHECKING:
     from faceindex.errors import FaceIndexError
     from faceindex.gallery import EnrolmentReport, Person, TemplateInfo
+    from faceindex.pipeline import PairVerification
     from faceindex.types import BBox, Face, Identification, Match, Verification
 
 PROG = "faceindex"
@@ -265,12 +266,14 @@ def box_text(b: BBox) -> str:
 
 
 def detect_text(path: str, faces: Sequence[Face]) -> str:
+    # Numbered from 0, largest first: the numbers verify's --face-a/--face-b and the API's
+    # face_a/face_b take ("#N" is a person id on the command line, so not that).
     lines = [f"{path}: {plural(len(faces), 'face')}"]
-    for i, f in enumerate(faces, 1):
+    for i, f in enumerate(faces):
         q = f.quality
         issues = ", ".join(q.issues) if q and q.issues else "ok"
         lines.append(
-            f"  #{i} box {box_text(f.bbox)} "
+            f"  face {i} box {box_text(f.bbox)} "
             f"score {f.score:.2f} quality {q.score if q else 0:.2f} ({issues})"
         )
     return "\n".join(lines)
@@ -291,6 +294,32 @@ def verification_text(v: Verification) -> str:
         f"{verdict}: similarity {v.similarity:.3f} "
         f"(threshold {v.threshold:.3f}, model {v.model_id})"
     )
+
+
+def pair_verification_json(pair: PairVerification) -> dict[str, Any]:
+    """``verify A B``: the comparison, and which face of each photo was compared."""
+    return {
+        **verification_json(pair.verification),
+        "face_a": pair.a.index,
+        "face_b": pair.b.index,
+        "bbox_a": pair.a.face.bbox.as_list(),
+        "bbox_b": pair.b.face.bbox.as_list(),
+        "faces_a": [f.bbox.as_list() for f in pair.a.faces],
+        "faces_b": [f.bbox.as_list() for f in pair.b.faces],
+    }
+
+
+def pair_verification_text(pair: PairVerification) -> str:
+    """The verdict, then, for a photo with several faces, which one was compared."""
+    lines = [verification_text(pair.verification)]
+    for side, choice in (("A", pair.a), ("B", pair.b)):
+        n = len(choice.faces)
+        if n > 1:
+            lines.append(
+                f"  {side}: compared face {choice.index} of {n} at {box_text(choice.face.bbox)} "
+                f"(--face-{side.lower()} N picks another; 0 is the largest)"
+            )
+    return "\n".join(lines)
 
 
 def pair_json(a: str, b: str, result: Verification | FaceIndexError) -> dict[str, Any]:

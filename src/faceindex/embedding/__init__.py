@@ -65,6 +65,31 @@ class Embedder(Protocol):
     def warm_up(self) -> None: ...
 
 
+@runtime_checkable
+class BatchEmbedder(Embedder, Protocol):
+    """An embedder that can run the faces of several photos through its network at once
+    (one batch instead of one per photo: the network's fixed cost per call is paid once)."""
+
+    def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
+        """``embed(image, faces)`` for each item, in one batch."""
+        ...
+
+
+def embed_many(
+    embedder: Embedder, items: Sequence[tuple[ImageArray, Sequence[Face]]]
+) -> list[FloatArray]:
+    """Each item's vectors: in one batch when the embedder can, else photo by photo."""
+    if isinstance(embedder, BatchEmbedder):
+        return embedder.embed_many(items)
+    return [embedder.embed(image, faces) for image, faces in items]
+
+
+def split_rows(vectors: FloatArray, counts: Sequence[int]) -> list[FloatArray]:
+    """``vectors`` cut into consecutive blocks of ``counts`` rows."""
+    ends = np.cumsum(counts)
+    return [vectors[end - n : end] for n, end in zip(counts, ends, strict=True)]
+
+
 #: Every factory takes the keyword arguments ``threads: int | None``, ``flip: bool`` and
 #: ``cache_dir: Path | None`` (``None``: :func:`faceindex.models.cache.default_cache_dir`;
 #: where derived model files such as the dlib ONNX graph are kept).

@@ -50,6 +50,10 @@ class FusionEmbedder:
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
         return self.fuse(self.sface.embed(image, faces), self.dlib.embed(image, faces))
 
+    def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
+        sface, dlib = self.sface.embed_many(items), self.dlib.embed_many(items)
+        return [self.fuse(s, d) for s, d in zip(sface, dlib, strict=True)]
+
     @property
     def sface_weight(self) -> float:
         return WEIGHTS[self.spec.model_id]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from faceindex.alignment import arcface_crop
-from faceindex.embedding import EmbedderSpec, l2_normalise
+from faceindex.embedding import EmbedderSpec, l2_normalise, split_rows
 from faceindex.embedding.specs import SFACE
 from faceindex.errors import InvalidInputError
 from faceindex.models import catalog
@@ -71,3 +71,7 @@ class SFaceEmbedder:
 
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
         return self.embed_crops(self.crops(image, faces))
+
+    def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
+        crops = [c for image, faces in items for c in self.crops(image, faces)]
+        return split_rows(self.embed_crops(crops), [len(faces) for _, faces in items])

@@ -72,7 +72,7 @@ def calibrate_folder(
     for index, (_, photos) in enumerate(people):
         for path in photos:
             try:
-                face = pipeline.largest_face(path)
+                face = pipeline.subject_face(path)
             except FaceIndexError as exc:
                 failed.append((str(path), exc.code))
             else:

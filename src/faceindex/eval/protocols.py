@@ -135,7 +135,7 @@ def pipeline_embed_fn(pipeline: Pipeline) -> EmbedFn:
 
     def embed(path: Path) -> Embedding | None:
         try:
-            return pipeline.largest_face(path).embedding
+            return pipeline.subject_face(path).embedding
         except NoFaceError:
             log.debug("%s: no face found", path)
         except (InvalidInputError, NotFoundError) as exc:

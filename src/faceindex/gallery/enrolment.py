@@ -29,7 +29,6 @@ import contextlib
 import enum
 import hashlib
 import io
-import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.detection.subject import prominence
 from faceindex.errors import FaceIndexError, InvalidInputError, NotFoundError
 from faceindex.gallery.searcher import Searcher
 from faceindex.gallery.store import Person, SqliteStore
@@ -290,24 +290,6 @@ class Enroller:
             return self.store.person(name.strip()).id
         except NotFoundError:
             return None
-
-
-def prominence(face: Face, width: int, height: int) -> float:
-    """How much ``face`` looks like the subject of a ``width`` x ``height`` photo: its box
-    area times ``(1 - d)**2``, ``d`` the distance from the box centre to the photo's centre
-    over half the photo's diagonal (0 at the centre, 1 in a corner).
-
-    That is the square of the face's side discounted linearly by how far off-centre it is:
-    the subject of a portrait is framed near the centre and nearer the camera than the
-    people behind or beside them.
-    """
-    box = face.bbox
-    half_diagonal = math.hypot(width, height) / 2.0
-    if half_diagonal <= 0.0:
-        return 0.0
-    cx, cy = (box.x1 + box.x2) / 2.0, (box.y1 + box.y2) / 2.0
-    d = min(1.0, math.hypot(cx - width / 2.0, cy - height / 2.0) / half_diagonal)
-    return box.area * (1.0 - d) ** 2
 
 
 def dominant_face(faces: Sequence[Face], width: int, height: int) -> Face | None:

@@ -28,16 +28,19 @@ def test_verify_against_a_group_photo(client: TestClient) -> None:
     ]
     assert len(boxes) == 2
 
-    # The default still compares the largest faces (here Biden's): no match, and now it says so.
+    # By default each photo's subject, its most prominent face, is compared: in this group
+    # photo Obama's (face 1, nearer the centre although Biden's box is larger), and the
+    # answer says which faces were compared.
     plain = client.post("/v1/verify", files=files).json()
-    assert plain["match"] is False and plain["face_b"] == 0 and plain["faces_b"] == boxes
-    assert plain["bbox_b"] == boxes[0] and len(plain["faces_a"]) == 1
+    assert plain["match"] is True and plain["face_b"] == 1 and plain["faces_b"] == boxes
+    assert plain["bbox_b"] == boxes[1] and len(plain["faces_a"]) == 1
 
     anywhere = client.post("/v1/verify", files=files, data={"search": "true"}).json()
     assert anywhere["match"] is True and anywhere["face_b"] == 1
     assert anywhere["bbox_b"] == boxes[1] and anywhere["bbox_b"][0] < 300  # Obama, on the left
-    chosen = client.post("/v1/verify", files=files, data={"face_b": "1"}).json()
-    assert chosen["match"] is True and chosen["similarity"] == anywhere["similarity"]
+    biden = client.post("/v1/verify", files=files, data={"face_b": "0"}).json()
+    assert biden["match"] is False and biden["bbox_b"] == boxes[0]
+    assert biden["similarity"] < anywhere["similarity"] == plain["similarity"]
 
 
 def test_enrolment_refuses_the_wrong_person_and_identify_names_the_closest(

@@ -25,7 +25,7 @@ def test_detect_json_and_human(cli: Run, photos: Photos) -> None:
     r = cli("detect", photos.two, photos.blank)
     assert r.code == 0
     lines = r.out.splitlines()
-    assert lines[0] == f"{photos.two}: 2 faces" and lines[1].startswith("  #1 box (")
+    assert lines[0] == f"{photos.two}: 2 faces" and lines[1].startswith("  face 0 box (")
     assert lines[-1] == f"{photos.blank}: 0 faces"
 
 
@@ -48,16 +48,35 @@ def test_detect_errors(cli: Run, photos: Photos, tmp_path: Path) -> None:
 def test_verify(cli: Run, photos: Photos) -> None:
     r = cli("verify", photos.of(1, 0), photos.of(1, 1), "--json")
     assert r.code == 0 and r.json["match"] is True
-    assert set(r.json) == {"similarity", "match", "threshold", "model"}
+    assert {"similarity", "match", "threshold", "model", "face_a", "face_b"} <= set(r.json)
+    assert r.json["faces_a"] == [r.json["bbox_a"]] and r.json["face_a"] == 0
     assert r.json["model"] == "fake-v1"
     r = cli("verify", photos.of(1), photos.of(2))
     assert r.code == 1 and r.out.startswith("different people: similarity ")
     r = cli("verify", photos.of(1), photos.of(2), "--threshold", "-1", "--json")
     assert r.code == 0 and r.json["threshold"] == -1
-    r = cli("verify", photos.two, photos.of(1, 2), "--json")  # the largest face is used
-    assert r.code == 0
+    r = cli("verify", photos.two, photos.of(1, 2), "--json")  # the subject of each is used
+    assert r.json["faces_a"][r.json["face_a"]] == r.json["bbox_a"]
+    assert len(r.json["faces_a"]) == 2 and len(r.json["faces_b"]) == 1
     r = cli("verify", photos.blank, photos.of(1), "--json")
     assert r.code == 4 and r.json["error"]["code"] == "no_face" and str(photos.blank) in r.err
+
+
+def test_verify_a_group_photo_picks_or_searches_faces(cli: Run, photos: Photos) -> None:
+    """photos.two shows persons 1 and 2: each face can be picked, or A's person searched."""
+    found = cli("verify", photos.of(1, 2), photos.two, "--search", "--json")
+    assert found.code == 0 and found.json["match"] is True
+    ann = found.json["face_b"]
+    other = 1 - ann
+    r = cli("verify", photos.of(1, 2), photos.two, "--face-b", str(other), "--json")
+    assert r.code == 1 and r.json["match"] is False and r.json["face_b"] == other
+    assert r.json["bbox_b"] == r.json["faces_b"][other]
+    r = cli("verify", photos.of(1, 2), photos.two, "--face-b", str(ann))
+    assert r.code == 0 and r.out.startswith("same person")
+    assert f"B: compared face {ann} of 2 at (" in r.out
+    assert cli("verify", photos.of(1), photos.two, "--face-b", "5").code == 3
+    assert cli("verify", photos.of(1), photos.two, "--face-b", "-1").code == 2
+    assert cli("verify", photos.of(1), photos.two, "--face-b", "0", "--search").code == 2
 
 
 def test_verify_pairs(cli: Run, photos: Photos, tmp_path: Path) -> None:

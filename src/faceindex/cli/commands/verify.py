@@ -21,8 +21,12 @@ def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "verify",
         help="are two photos the same person?",
-        description="Compare the largest face of photo A with that of photo B, or every "
-        "pair listed in a CSV file (--pairs). Exit code 0 = match, 1 = no match.",
+        description="Compare the subject of photo A (its most prominent face: large and "
+        "near the centre) with that of photo B, or every pair listed in a CSV file "
+        "(--pairs). When a photo has several faces, the output says which was compared; "
+        "--face-a/--face-b pick another (0 is the largest, as detect lists them) and "
+        "--search looks for A's person among every face of B. Exit code 0 = match, "
+        "1 = no match.",
     )
     p.add_argument("a", nargs="?", metavar="A", help="first photo")
     p.add_argument("b", nargs="?", metavar="B", help="second photo")
@@ -32,49 +36,82 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--root", metavar="DIR", help="folder the CSV's paths are relative to (default: its own)"
     )
+    p.add_argument(
+        "--face-a", type=face_index, metavar="N", help="compare face N of A (0 = largest)"
+    )
+    p.add_argument(
+        "--face-b", type=face_index, metavar="N", help="compare face N of B (0 = largest)"
+    )
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="is A's person anywhere in B? (compares with every face of B, answers the best)",
+    )
     add_model_options(p, embedder=True)
     p.set_defaults(handler=run)
+
+
+def face_index(text: str) -> int:
+    """A face number as detect lists them: a whole number from 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a face number (0, 1, ...)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("face numbers start at 0 (the largest face)")
+    return value
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.pairs:
         if args.a or args.b:
             return ctx.out.usage("give either two photos or --pairs, not both")
+        if args.face_a is not None or args.face_b is not None or args.search:
+            return ctx.out.usage("--face-a, --face-b and --search compare two photos, not --pairs")
         return _pairs(args, ctx)
     if not (args.a and args.b):
         return ctx.out.usage("verify needs two photos A B (or --pairs PAIRS.csv)")
-    result = ctx.pipeline.verify(args.a, args.b)
-    ctx.out.emit(output.verification_json(result), output.verification_text(result))
-    return OK if result.match else NO_MATCH
+    if args.search and args.face_b is not None:
+        return ctx.out.usage("give --face-b or --search, not both")
+    pair = ctx.pipeline.verify_faces(
+        args.a, args.b, face_a=args.face_a, face_b=args.face_b, search=args.search
+    )
+    ctx.out.emit(output.pair_verification_json(pair), output.pair_verification_text(pair))
+    return OK if pair.verification.match else NO_MATCH
 
 
 def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
     """Each pair's line, in the CSV's order; each distinct photo is embedded once.
 
-    A photo is decoded, detected and embedded the first time a pair names it, and its
-    embedding, or its error, is kept for every later pair (keyed by the photo's path, so
-    ``p/x.jpg`` and ``p/./x.jpg`` are one photo): N pairs over M photos cost M
-    embeddings, and each line is written as soon as its pair is compared.
+    The distinct photos (by resolved path, so ``p/x.jpg`` and ``p/./x.jpg`` are one) are
+    read in the order the pairs first name them, their subjects embedded in batches
+    (:meth:`~faceindex.pipeline.Pipeline.iter_subjects`), and each pair's line is written
+    as soon as both of its photos are in: N pairs over M photos cost M embeddings, run a
+    batch at a time. A photo's error is kept and given for every pair that names it.
     """
     from faceindex.errors import FaceIndexError, InvalidInputError
     from faceindex.io.pairs import read_pairs
 
     pairs = read_pairs(args.pairs, root=args.root)
     pipeline = ctx.pipeline
+    order = list(dict.fromkeys(pairs.resolve(n) for p in pairs.pairs for n in (p.a, p.b) if n))
+    subjects = pipeline.iter_subjects(order)
     cache: dict[Path, Embedding | FaceIndexError] = {}
 
     def embedding_of(name: str, line: int) -> Embedding:
         if not name:
             raise InvalidInputError(f"line {line}: empty path", line=line)
         path = pairs.resolve(name)
-        if path not in cache:
-            try:
-                face = pipeline.largest_face(path)
-                if face.embedding is None:
-                    raise InvalidInputError(f"{name}: face could not be embedded")
-                cache[path] = face.embedding
-            except FaceIndexError as exc:
-                cache[path] = exc
+        while path not in cache:  # photos come in first-named order: read up to this one
+            found, key = next(subjects), order[len(cache)]
+            if isinstance(found, FaceIndexError) or found.embedding is None:
+                cache[key] = (
+                    found
+                    if isinstance(found, FaceIndexError)
+                    else InvalidInputError(f"{key}: face could not be embedded")
+                )
+            else:
+                cache[key] = found.embedding
         value = cache[path]
         if isinstance(value, FaceIndexError):
             raise value

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from faceindex.embedding import EmbedderSpec, l2_normalise
+from faceindex.embedding import EmbedderSpec, l2_normalise, split_rows
 from faceindex.embedding.specs import DLIB_RESNET
 from faceindex.errors import InvalidInputError
 from faceindex.models import catalog
@@ -124,3 +124,7 @@ class DlibResnetEmbedder:
 
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
         return self.embed_chips(self.chips(image, faces))
+
+    def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
+        chips = [c for image, faces in items for c in self.chips(image, faces)]
+        return split_rows(self.embed_chips(chips), [len(faces) for _, faces in items])
