@@ -1,9 +1,14 @@
 """A stand-in for the REST API with fixed answers, for working on the web UI alone.
 
-It implements the wire contract of ``/v1`` (people, faces, detect, verify, identify) in
-memory, with no model: a face is "found" in the middle of every photo, and who it is comes
-from the uploaded file name (``obama*`` is Barack Obama; ``two_people*`` holds him and a
-stranger). The browser test uses the real server; this is for UI work without models::
+It implements the wire contract of ``/v1`` (people, faces, merge, detect, verify, identify,
+keys, audit, monitors, eval summary, gallery export and import) in memory, with no model: a
+face is "found" in the middle of every photo, and who it is comes from the uploaded file
+name (``obama*`` is Barack Obama; ``two_people*`` holds him and a stranger, and a crop of it
+named ``*-face.jpg`` is the stranger alone). Like the real server it takes at most 20 files
+per request and refuses a whole request holding a file that is not an image; a photo of
+Barack Obama enrolled for someone else is refused (``matches_other_person``) unless the form
+says ``force=true``. The browser test uses the real server; this is for UI work without
+models (and ``FACEINDEX_UI_SERVER=stub`` runs the browser tests against it)::
 
     python tests/browser/stub_server.py --port 8765   # then open http://127.0.0.1:8765/
 """
@@ -45,13 +50,33 @@ class State:
         self.people: dict[int, JsonObj] = {}
         self.faces: dict[int, list[JsonObj]] = {}
         self.next_id = 1
+        self.photos: dict[int, bytes] = {}
+        self.stranger: int | None = None  # who the stranger of two_people.jpg was named as
+        self.keys: list[JsonObj] = []
+        self.audit: list[JsonObj] = []
+        self.monitors: dict[int, JsonObj] = {}
+        self.events: dict[int, list[JsonObj]] = {}
+
+    def log(self, action: str, person_id: int | None = None, **details: Any) -> None:
+        self.audit.insert(
+            0,
+            {
+                "id": len(self.audit) + 1,
+                "at": now(),
+                "actor": "no-auth",
+                "action": action,
+                "person_id": person_id,
+                "decision": None,
+                "details": details,
+            },
+        )
 
     def person(self, person_id: int) -> JsonObj:
         if person_id not in self.people:
             raise ApiFailure(404, "not_found", f"no person {person_id}")
         p = dict(self.people[person_id])
         p["templates"] = len(self.faces[person_id])
-        p["photos"] = 0
+        p["photos"] = sum(1 for f in self.faces[person_id] if f["has_photo"])
         return p
 
 
@@ -96,7 +121,9 @@ def find_by_name(name: str) -> int | None:
 
 
 def identified(name: str | None, bbox: list[float]) -> JsonObj:
-    pid = find_by_name(name) if name else None
+    pid = find_by_name(name) if name else STATE.stranger
+    if pid is not None and pid not in STATE.people:
+        pid = None
     if pid is None:
         return {
             "bbox": bbox,
@@ -122,7 +149,19 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def send_json(self, status: int, body: JsonObj | None) -> None:
+    def send_json(self, status: int, body: JsonObj | bytes | None) -> None:
+        if isinstance(body, bytes):  # a kept photo, or an export file
+            self.send_response(status)
+            export = body.startswith(b"{")
+            self.send_header("Content-Type", "application/json" if export else "image/jpeg")
+            if export:
+                self.send_header(
+                    "Content-Disposition", 'attachment; filename="faceindex-export.json"'
+                )
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         if body is not None:
@@ -185,6 +224,30 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             if (method, path) == ("GET", "/v1/health"):
                 return 200, {"status": "ok", "version": "stub", "auth": False}
+            if (method, path) == ("GET", "/v1/eval/summary"):
+                return 200, {
+                    "people": len(STATE.people),
+                    "templates": sum(len(f) for f in STATE.faces.values()),
+                    "model": "stub",
+                    "gallery_model": "stub",
+                    "threshold": 0.36,
+                    "target_fmr": 0.0001,
+                    "identify_threshold": 0.4,
+                    "rule": "max",
+                    "margin": 0.03,
+                }
+            if (method, path) == ("GET", "/v1/audit"):
+                action = (query.get("action") or [""])[0]
+                items = [e for e in STATE.audit if not action or e["action"] == action]
+                return 200, {"items": items[: int((query.get("limit") or ["100"])[0])]}
+            if path.startswith("/v1/keys"):
+                return self.keys_route(method, path)
+            if path.startswith("/v1/monitors"):
+                return self.monitors_route(method, path, query)
+            if (method, path) == ("GET", "/v1/gallery/export"):
+                return 200, self.export()
+            if (method, path) == ("POST", "/v1/gallery/import"):
+                return 200, self.import_()
             if (method, path) == ("POST", "/v1/detect"):
                 return 200, self.detect()
             if (method, path) == ("POST", "/v1/verify"):
@@ -212,7 +275,11 @@ class Handler(BaseHTTPRequestHandler):
                         "updated_at": now(),
                     }
                     STATE.faces[pid] = []
+                    STATE.log("create", pid, name=name)
                     return 201, STATE.person(pid)
+            m = re.fullmatch(r"/v1/people/(\d+)/merge", path)
+            if m and method == "POST":
+                return 200, self.merge(int(m[1]), json.loads(self.body())["from_person_id"])
             m = re.fullmatch(r"/v1/people/(\d+)(/faces)?(?:/(\d+)(/photo)?)?", path)
             if m:
                 return self.person_route(method, int(m[1]), bool(m[2]), m[3], bool(m[4]))
@@ -265,6 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 del STATE.people[pid]
                 del STATE.faces[pid]
+                STATE.log("delete", pid)
                 return 204, None
         elif template is None:
             if method == "GET":
@@ -273,34 +341,78 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, self.enrol(pid, person)
         else:
             if photo:
-                raise ApiFailure(404, "not_found", "photos are not kept")
+                data = STATE.photos.get(int(template))
+                if data is None:
+                    raise ApiFailure(404, "not_found", "photo not kept")
+                return 200, data
             if method == "DELETE":
                 STATE.faces[pid] = [f for f in STATE.faces[pid] if f["id"] != int(template)]
                 return 204, None
         raise ApiFailure(405, "method_not_allowed", method)
 
     def enrol(self, pid: int, person: JsonObj) -> JsonObj:
-        photos = []
-        for _, name, data in self.files():
+        parts = self.files()
+        force = any(f == "force" and d.strip().lower() == b"true" for f, _, d in parts)
+        files = [(n, d) for f, n, d in parts if f == "image"]
+        if len(files) > 20:
+            raise ApiFailure(400, "bad_request", "Too many files. Maximum number of files is 20.")
+        for name, data in files:  # like the real server: one non-image fails the request
             try:
                 image_size(data)
-            except ApiFailure:
+            except ApiFailure as exc:
+                raise ApiFailure(422, "image_decode_error", f"{name}: not an image") from exc
+        photos = []
+        obama = find_by_name("Barack Obama")
+        for name, data in files:
+            lower = name.lower()
+            if lower.startswith("two_people") and not lower.endswith("-face.jpg"):
                 photos.append(
-                    {"source": name, "status": "rejected", "reasons": ["image_decode_error"]}
+                    {
+                        "source": name,
+                        "status": "rejected",
+                        "reasons": ["several_faces"],
+                        "template_id": None,
+                        "quality": None,
+                        "flags": [],
+                        "conflict": None,
+                    }
                 )
                 continue
-            if name.lower().startswith("two_people"):
-                photos.append({"source": name, "status": "rejected", "reasons": ["several_faces"]})
-                continue
+            flags = []
+            if who(name) and obama is not None and obama != pid:
+                if not force:
+                    photos.append(
+                        {
+                            "source": name,
+                            "status": "rejected",
+                            "reasons": ["matches_other_person"],
+                            "template_id": None,
+                            "quality": None,
+                            "flags": [],
+                            "conflict": {
+                                "person_id": obama,
+                                "name": STATE.people[obama]["name"],
+                                "similarity": 0.83,
+                            },
+                        }
+                    )
+                    continue
+                flags = [f"matches_other_person:{obama}"]
+            if lower.endswith("-face.jpg"):
+                STATE.stranger = pid
             template_id = STATE.next_id
             STATE.next_id += 1
+            w, h = image_size(data)
+            STATE.photos[template_id] = data
             STATE.faces[pid].append(
                 {
                     "id": template_id,
                     "quality": 0.9,
                     "source": name,
                     "created_at": now(),
-                    "has_photo": False,
+                    "has_photo": True,
+                    "bbox": [w * 0.35, h * 0.2, w * 0.65, h * 0.6],
+                    "flags": flags,
                 }
             )
             photos.append(
@@ -310,10 +422,133 @@ class Handler(BaseHTTPRequestHandler):
                     "reasons": [],
                     "template_id": template_id,
                     "quality": {"score": 0.9, "issues": []},
-                    "flags": [],
+                    "flags": flags,
+                    "conflict": None,
                 }
             )
+        STATE.log("enroll", pid, photos=len(files))
         return {"person": STATE.person(pid), "photos": photos}
+
+    def merge(self, pid: int, from_pid: int) -> JsonObj:
+        STATE.person(pid)
+        STATE.person(from_pid)
+        if pid == from_pid:
+            raise ApiFailure(422, "invalid_input", "a person cannot be merged into themselves")
+        STATE.faces[pid].extend(STATE.faces.pop(from_pid))
+        del STATE.people[from_pid]
+        if STATE.stranger == from_pid:
+            STATE.stranger = pid
+        STATE.log("merge", pid, from_person_id=from_pid)
+        return STATE.person(pid)
+
+    def export(self) -> bytes:
+        people = [
+            {**STATE.people[pid], "faces": [dict(f) for f in STATE.faces[pid]]}
+            for pid in STATE.people
+        ]
+        return json.dumps({"format": "faceindex-stub-export", "people": people}).encode()
+
+    def import_(self) -> JsonObj:
+        parts = [(n, d) for f, n, d in self.files() if f == "file"]
+        if not parts:
+            raise ApiFailure(422, "validation_error", "multipart field 'file' is required")
+        try:
+            data = json.loads(parts[0][1])
+            people = data["people"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiFailure(422, "invalid_input", "not a faceindex export") from exc
+        result = {"people_created": 0, "people_merged": 0, "templates_added": 0, "skipped": 0}
+        for p in people:
+            pid = find_by_name(p["name"])
+            if pid is None:
+                pid = STATE.next_id
+                STATE.next_id += 1
+                STATE.people[pid] = {k: p[k] for k in p if k != "faces"} | {"id": pid}
+                STATE.faces[pid] = []
+                result["people_created"] += 1
+            else:
+                result["people_merged"] += 1
+            known = {f["source"] for f in STATE.faces[pid]}
+            for face in p.get("faces", []):
+                if face["source"] in known:
+                    result["skipped"] += 1
+                    continue
+                STATE.faces[pid].append({**face, "id": STATE.next_id, "has_photo": False})
+                STATE.next_id += 1
+                result["templates_added"] += 1
+        STATE.log("import", None, **result)
+        return result
+
+    def keys_route(self, method: str, path: str) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/v1/keys"):
+            return 200, {"items": STATE.keys}
+        if (method, path) == ("POST", "/v1/keys"):
+            body = json.loads(self.body())
+            key = {
+                "id": len(STATE.keys) + 1,
+                "name": body["name"],
+                "scopes": body["scopes"],
+                "created_at": now(),
+                "last_used_at": None,
+                "revoked_at": None,
+            }
+            STATE.keys.append(key)
+            STATE.log("key_create", None, name=body["name"])
+            return 201, {"key": key, "secret": f"fi_stub_secret_{key['id']:04d}"}
+        m = re.fullmatch(r"/v1/keys/(\d+)", path)
+        if m and method == "DELETE":
+            for key in STATE.keys:
+                if key["id"] == int(m[1]):
+                    key["revoked_at"] = now()
+                    STATE.log("key_revoke", None, name=key["name"])
+                    return 204, None
+            raise ApiFailure(404, "not_found", "no such key")
+        raise ApiFailure(404, "not_found", path)
+
+    def monitors_route(
+        self, method: str, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/v1/monitors"):
+            return 200, {"items": list(STATE.monitors.values())}
+        if (method, path) == ("POST", "/v1/monitors"):
+            body = json.loads(self.body())
+            mid = len(STATE.monitors) + 1
+            STATE.monitors[mid] = {
+                "id": mid,
+                "source": body["source"],
+                "status": "running",
+                "started_at": dt.datetime.now(dt.UTC).timestamp(),
+                "frames": 0,
+                "events": 0,
+                "error": None,
+            }
+            STATE.events[mid] = []
+            STATE.log("monitor_start", None, source=body["source"])
+            return 201, STATE.monitors[mid]
+        m = re.fullmatch(r"/v1/monitors/(\d+)(/events)?", path)
+        if not m or int(m[1]) not in STATE.monitors:
+            raise ApiFailure(404, "not_found", path)
+        mid = int(m[1])
+        monitor = STATE.monitors[mid]
+        if method == "DELETE":
+            monitor["status"] = "stopped"
+            return 204, None
+        if not m[2]:
+            return 200, monitor
+        events = STATE.events[mid]
+        if monitor["status"] == "running" and len(events) < 6:  # a face walks by, slowly
+            n = len(events) + 1
+            kind = "appeared" if n % 3 == 1 else "identified" if n % 3 == 2 else "left"
+            person = "Barack Obama" if kind != "appeared" else None
+            event = {"seq": n, "event": kind, "track_id": (n + 2) // 3, "person": person}
+            if kind == "identified":
+                event["similarity"] = 0.81
+            events.append(event)
+            monitor["frames"] += 25
+            monitor["events"] = len(events)
+        after = int((query.get("after") or ["0"])[0])
+        items = [e for e in events if e["seq"] > after]
+        return 200, {"items": items, "next": events[-1]["seq"] if events else after}
 
 
 def main(argv: list[str] | None = None) -> None:

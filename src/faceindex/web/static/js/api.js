@@ -2,7 +2,11 @@
 //
 // Every path is relative to the page ("v1/..."), so the UI also works when a reverse proxy
 // mounts the server under a sub-path. Errors come back as ApiError with the server's stable
-// code; a 401 or 403 also fires an "auth-required" event on window.
+// code; a 401 also fires an "auth-required" event on window (a 403 does not: the key is
+// valid but lacks a scope, which the page that asked says in place).
+//
+// The saved key's standing is tracked from real answers: "ok" only after an authenticated
+// call succeeded, "rejected" after a 401; each change fires "key-status" on window.
 
 const KEY_STORAGE = "faceindex.apiKey";
 // Used when sessionStorage is unavailable (storage disabled).
@@ -35,6 +39,25 @@ export class ApiError extends Error {
   get isAuth() {
     return this.status === 401 || this.status === 403;
   }
+
+  /** The scope a 403 says is missing ("write", "admin"), or "". */
+  get missingScope() {
+    const d = this.details;
+    return this.status === 403 && d && typeof d === "object" && d.required ? String(d.required) : "";
+  }
+}
+
+/** "none" (no key saved), "unverified", "ok" (a call with it succeeded), "rejected" (401). */
+let keyStatus = "none";
+
+export function getKeyStatus() {
+  return getKey() || memoryKey ? keyStatus : "none";
+}
+
+function setKeyStatus(status) {
+  if (status === keyStatus) return;
+  keyStatus = status;
+  window.dispatchEvent(new CustomEvent("key-status", { detail: status }));
 }
 
 export function getKey() {
@@ -53,7 +76,10 @@ export function setKey(key) {
     // Storage can be disabled: the key then lasts for this page only.
   }
   memoryKey = key;
+  setKeyStatus(key ? "unverified" : "none");
 }
+
+if (getKey()) keyStatus = "unverified";
 
 function authHeaders() {
   const key = getKey() || memoryKey;
@@ -70,7 +96,7 @@ function url(path, query) {
   return u;
 }
 
-async function errorFrom(response) {
+async function errorFrom(response, { quietAuth = false } = {}) {
   let body = null;
   try {
     body = await response.json();
@@ -84,7 +110,7 @@ async function errorFrom(response) {
     (err && err.message) || `${response.status} ${response.statusText}`.trim(),
     err ? err.details : null,
   );
-  if (apiError.isAuth) {
+  if (apiError.status === 401 && !quietAuth) {
     window.dispatchEvent(new CustomEvent("auth-required", { detail: apiError }));
   }
   return apiError;
@@ -93,10 +119,18 @@ async function errorFrom(response) {
 /**
  * @param {string} method
  * @param {string} path relative to the page, e.g. "v1/people"
- * @param {{json?: unknown, form?: FormData, query?: object, signal?: AbortSignal, raw?: boolean}} options
+ * @param {{json?: unknown, form?: FormData, query?: object, signal?: AbortSignal, raw?: boolean,
+ *          quietAuth?: boolean, anonymous?: boolean}} options
+ *   quietAuth: a 401 does not open the key dialog (the caller handles it);
+ *   anonymous: an endpoint that needs no key (its success says nothing about the key).
  */
-async function request(method, path, { json, form, query, signal, raw = false } = {}) {
-  const headers = { Accept: raw ? "*/*" : "application/json", ...authHeaders() };
+async function request(
+  method,
+  path,
+  { json, form, query, signal, raw = false, quietAuth = false, anonymous = false } = {},
+) {
+  const auth = authHeaders();
+  const headers = { Accept: raw ? "*/*" : "application/json", ...auth };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -111,15 +145,23 @@ async function request(method, path, { json, form, query, signal, raw = false } 
     if (exc && exc.name === "AbortError") throw exc;
     throw new ApiError(0, "unreachable", "The faceindex server could not be reached.");
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (auth.Authorization && !anonymous) {
+    // 403: the key was accepted but lacks a scope; it is still a valid key.
+    if (response.ok || response.status === 403) setKeyStatus("ok");
+    else if (response.status === 401) setKeyStatus("rejected");
+  }
+  if (!response.ok) throw await errorFrom(response, { quietAuth });
   if (raw) return response;
   if (response.status === 204) return null;
   const text = await response.text();
   return text ? JSON.parse(text) : null;
 }
 
-function imageForm(fields) {
+function imageForm(fields, extra = {}) {
   const form = new FormData();
+  for (const [name, value] of Object.entries(extra)) {
+    if (value !== undefined && value !== null) form.append(name, String(value));
+  }
   for (const [name, files] of Object.entries(fields)) {
     for (const file of Array.isArray(files) ? files : [files]) {
       form.append(name, file, file.name || `${name}.jpg`);
@@ -129,7 +171,10 @@ function imageForm(fields) {
 }
 
 export const api = {
-  health: () => request("GET", "v1/health"),
+  health: () => request("GET", "v1/health", { anonymous: true }),
+  evalSummary: (opts = {}) => request("GET", "v1/eval/summary", opts),
+  /** Whether the saved key is accepted: a cheap authenticated read, no key dialog on 401. */
+  checkKey: () => request("GET", "v1/people", { query: { limit: 1 }, quietAuth: true }),
 
   detect: (image, opts = {}) =>
     request("POST", "v1/detect", { form: imageForm({ image }), ...opts }),
@@ -146,9 +191,15 @@ export const api = {
     request("PATCH", `v1/people/${encodeURIComponent(id)}`, { json: { name } }),
   deletePerson: (id) => request("DELETE", `v1/people/${encodeURIComponent(id)}`),
 
-  enrolFaces: (id, files) =>
+  /** Enrol photos (one request: keep it within the server's max_files). force: enrol even a
+   * face that matches another enrolled person better (after the user confirmed). */
+  enrolFaces: (id, files, { force = false } = {}) =>
     request("POST", `v1/people/${encodeURIComponent(id)}/faces`, {
-      form: imageForm({ image: files }),
+      form: imageForm({ image: files }, force ? { force: "true" } : {}),
+    }),
+  mergePeople: (intoId, fromId) =>
+    request("POST", `v1/people/${encodeURIComponent(intoId)}/merge`, {
+      json: { from_person_id: Number(fromId) },
     }),
   listFaces: (id, opts = {}) =>
     request("GET", `v1/people/${encodeURIComponent(id)}/faces`, opts),
@@ -157,6 +208,33 @@ export const api = {
       "DELETE",
       `v1/people/${encodeURIComponent(id)}/faces/${encodeURIComponent(templateId)}`,
     ),
+  audit: (query = {}, opts = {}) => request("GET", "v1/audit", { query, ...opts }),
+  listKeys: (opts = {}) => request("GET", "v1/keys", opts),
+  createKey: (name, scopes) => request("POST", "v1/keys", { json: { name, scopes } }),
+  revokeKey: (keyId) => request("DELETE", `v1/keys/${encodeURIComponent(keyId)}`),
+
+  listMonitors: (opts = {}) => request("GET", "v1/monitors", opts),
+  startMonitor: (body) => request("POST", "v1/monitors", { json: body }),
+  stopMonitor: (monitorId) => request("DELETE", `v1/monitors/${encodeURIComponent(monitorId)}`),
+  monitorEvents: (monitorId, after = 0, opts = {}) =>
+    request("GET", `v1/monitors/${encodeURIComponent(monitorId)}/events`, {
+      query: { after, limit: 200 },
+      ...opts,
+    }),
+
+  /** The whole gallery as a file (Blob plus the server's suggested file name). */
+  async exportGallery() {
+    const response = await request("GET", "v1/gallery/export", { raw: true });
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const m = disposition.match(/filename\*?=(?:UTF-8'')?"?([^";]+)"?/i);
+    return { blob: await response.blob(), filename: m ? decodeURIComponent(m[1]) : "" };
+  },
+  importGallery: (file) => {
+    const form = new FormData();
+    form.append("file", file, file.name || "gallery-export");
+    return request("POST", "v1/gallery/import", { form });
+  },
+
   /** The kept photo of one template as a Blob, or null when the server keeps no photo. */
   async facePhoto(id, templateId, opts = {}) {
     try {

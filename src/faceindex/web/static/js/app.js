@@ -1,11 +1,15 @@
 // Entry point: hash routing, the API key dialog and the server status line.
 
-import { api, ApiError, getKey, setKey } from "./api.js";
-import { announce, errorText } from "./ui.js";
-import { renderPeople, renderPerson } from "./views/people.js";
+import { api, ApiError, getKey, getKeyStatus, setKey } from "./api.js";
+import { announce, errorText, KEY_COMMAND } from "./ui.js";
+import { renderPeople } from "./views/people.js";
+import { renderPerson } from "./views/person.js";
 import { renderEnrol } from "./views/enrol.js";
 import { renderRecognise } from "./views/recognise.js";
 import { renderVerify } from "./views/verify.js";
+import { renderMonitors } from "./views/monitors.js";
+import { renderAudit, renderKeys } from "./views/admin.js";
+import { renderSettings } from "./views/settings.js";
 
 const ROUTES = [
   { pattern: /^\/people\/?$/, nav: "people", title: "People", render: renderPeople },
@@ -13,6 +17,10 @@ const ROUTES = [
   { pattern: /^\/enrol\/?$/, nav: "enrol", title: "Enrol", render: renderEnrol },
   { pattern: /^\/recognise\/?$/, nav: "recognise", title: "Recognise", render: renderRecognise },
   { pattern: /^\/verify\/?$/, nav: "verify", title: "Verify", render: renderVerify },
+  { pattern: /^\/monitors\/?$/, nav: "monitors", title: "Monitors", render: renderMonitors },
+  { pattern: /^\/audit\/?$/, nav: "audit", title: "Audit log", render: renderAudit },
+  { pattern: /^\/keys\/?$/, nav: "keys", title: "API keys", render: renderKeys },
+  { pattern: /^\/settings\/?$/, nav: "settings", title: "Settings", render: renderSettings },
 ];
 
 const state = {
@@ -106,20 +114,25 @@ function openSettings(reason = "") {
   const dialog = document.getElementById("settings-dialog");
   const input = document.getElementById("api-key");
   const reasonEl = document.getElementById("settings-reason");
-  const help = document.getElementById("settings-help");
   reasonEl.hidden = !reason;
   reasonEl.textContent = reason;
-  help.textContent =
-    state.authRequired === false
-      ? "This server runs without authentication: no key is needed. A key saved here is " +
-        "sent anyway, which does no harm."
-      : "This server asks for an API key. Paste the key you were given; it is kept in this " +
-        "browser only and sent with every request.";
+  renderHelp();
   input.value = getKey();
   input.type = "password";
   document.getElementById("show-key").checked = false;
   if (!dialog.open) dialog.showModal();
   input.focus();
+}
+
+function renderHelp() {
+  const help = document.getElementById("settings-help");
+  help.textContent =
+    state.authRequired === false
+      ? "This server runs without authentication: no key is needed. A key saved here is " +
+        "sent anyway, which does no harm."
+      : "This server asks for an API key. Paste the key you were given; it is kept in this " +
+        "tab only (until you close it) and sent with every request.";
+  document.getElementById("key-command").textContent = KEY_COMMAND;
 }
 
 function setupSettings() {
@@ -137,14 +150,42 @@ function setupSettings() {
     announce("API key forgotten.");
     updateKeyButton();
   });
-  document.getElementById("settings-form").addEventListener("submit", () => {
-    // method="dialog" closes the dialog after this handler.
-    setKey(input.value.trim());
-    announce(input.value.trim() ? "API key saved." : "API key cleared.");
+  document.getElementById("settings-form").addEventListener("submit", async (event) => {
+    // The key is tried at once: the dialog closes only when the server accepts it.
+    event.preventDefault();
+    const key = input.value.trim();
+    const save = document.getElementById("save-key");
+    setKey(key);
     updateKeyButton();
+    if (key) {
+      save.disabled = true;
+      try {
+        await api.checkKey();
+      } catch (exc) {
+        if (exc instanceof ApiError && exc.status === 401) {
+          state.authRequired = true; // whatever /v1/health said
+          renderServerInfo();
+          renderHelp();
+          showReason(
+            "The server rejected this key (401): it is unknown, revoked or mistyped. " +
+              "Check it, or ask for a new one.",
+          );
+          announce("API key rejected.");
+          input.focus();
+          input.select();
+          return;
+        }
+        // 403 (a key without the read scope) or no server: the key itself is not refused.
+      } finally {
+        save.disabled = false;
+      }
+    }
+    dialog.close();
+    announce(key ? "API key saved." : "API key cleared.");
     showBanner("");
     route();
   });
+  window.addEventListener("key-status", () => updateKeyButton());
   dialog.addEventListener("close", () => document.getElementById("open-settings").focus());
 
   window.addEventListener("auth-required", (event) => {
@@ -157,21 +198,32 @@ function setupSettings() {
       exc instanceof ApiError && exc.status === 403
         ? "The server refused this API key (403). Check the key, or use one with more rights."
         : getKey()
-          ? "The server did not accept the saved API key (401). Enter a valid key."
+          ? "The server rejected the saved API key (401). Enter a valid key."
           : "The server needs an API key (401). Enter it below.";
     openSettings(message);
   });
 }
 
+function showReason(message) {
+  const reasonEl = document.getElementById("settings-reason");
+  reasonEl.hidden = !message;
+  reasonEl.textContent = message;
+}
+
+/** ✓ only once a call with the key succeeded; ✗ once the server answered 401 to it. */
 function updateKeyButton() {
   const button = document.getElementById("open-settings");
-  const hasKey = Boolean(getKey());
-  button.textContent = hasKey ? "API key ✓" : "API key";
-  button.setAttribute(
-    "aria-label",
-    hasKey ? "API key settings (a key is saved)" : "API key settings (no key saved)",
-  );
-  button.hidden = state.authRequired === false && !hasKey;
+  const status = getKeyStatus();
+  const text = {
+    none: ["API key", "API key settings (no key saved)"],
+    unverified: ["API key …", "API key settings (a key is saved, not checked yet)"],
+    ok: ["API key ✓", "API key settings (the server accepted the key)"],
+    rejected: ["API key ✗ rejected", "API key settings (the server rejected the key)"],
+  }[status];
+  button.textContent = text[0];
+  button.setAttribute("aria-label", text[1]);
+  button.dataset.keyStatus = status;
+  button.hidden = state.authRequired === false && status === "none";
 }
 
 function renderServerInfo() {

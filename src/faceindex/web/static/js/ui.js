@@ -107,7 +107,32 @@ const REASONS = {
   image_too_large: "The image is too large for the server.",
   invalid_input: "This file is not a usable image.",
   spoof_detected: "The photo looks like a photo of a photo or a screen.",
+  matches_other_person: "This face matches another enrolled person better.",
+  unsupported_media_type: "This file type is not supported; use a JPEG, PNG or WebP photo.",
+  payload_too_large: "This file is too large for the server.",
+  not_sent: "Not sent: the enrolment stopped before this photo.",
+  unreachable: "The server could not be reached.",
+  rate_limited: "The server is busy (too many requests); try again in a moment.",
 };
+
+/** How to get a key, as the CLI spells it (faceindex keys create --help). */
+export const KEY_COMMAND = "faceindex keys create --name NAME --scopes read,write";
+
+const SCOPE_NEEDS = {
+  read: "looking at the gallery",
+  write: "enrolling, renaming, merging and deleting",
+  admin: "administration (keys, audit log, monitors, export and import)",
+};
+
+/** The words for a 403: which scope is missing and how to get a key that has it. */
+export function scopeText(scope) {
+  const what = SCOPE_NEEDS[scope] ? ` (needed for ${SCOPE_NEEDS[scope]})` : "";
+  const scopes = scope === "admin" ? "admin" : scope === "write" ? "read,write" : "read";
+  return (
+    `This API key lacks the ${scope} scope${what}. Use a key that has it; an administrator ` +
+    `makes one with: faceindex keys create --name NAME --scopes ${scopes}`
+  );
+}
 
 /** A reason code from the server ("too_dark") in plain words. */
 export function reasonText(code) {
@@ -160,9 +185,12 @@ const ERROR_TEXT = {
 export function errorText(exc) {
   if (exc instanceof ApiError) {
     if (exc.isAuth) {
-      return exc.status === 401
-        ? "The server needs a valid API key. Enter it in the API key dialog."
-        : "This API key is not allowed to do that.";
+      if (exc.status === 401) {
+        return "The server needs a valid API key. Enter it in the API key dialog.";
+      }
+      return exc.missingScope
+        ? scopeText(exc.missingScope)
+        : `The server refused this request (403: ${exc.message}).`;
     }
     const known = ERROR_TEXT[exc.code];
     if (known && exc.message && !exc.message.startsWith(String(exc.status))) {
@@ -261,6 +289,75 @@ export function dropZone({ id, label, hint, multiple = false, onFiles }) {
     take(event.dataTransfer.files);
   });
   return zone;
+}
+
+/** Give each body cell its column's heading as data-label (for the small-screen layout). */
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => {
+      if (heads[i]) cell.dataset.label = heads[i];
+    });
+  }
+}
+
+// ---- face crops --------------------------------------------------------------------
+
+/** Decode a Blob (or File) into an ImageBitmap-like source with width/height. */
+export async function loadImage(blob) {
+  if (window.createImageBitmap) {
+    try {
+      return await createImageBitmap(blob, { imageOrientation: "from-image" });
+    } catch {
+      // Fall back to an <img> below.
+    }
+  }
+  const url = URL.createObjectURL(blob);
+  try {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    return img;
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/**
+ * A square region around a face box ([x1, y1, x2, y2] in image pixels): `scale` times the
+ * larger side of the box, centred on it and kept inside the image where it can be.
+ */
+export function faceRegion(bbox, width, height, scale = 1.8) {
+  const [x1, y1, x2, y2] = bbox.map(Number);
+  const side = Math.min(Math.max(x2 - x1, y2 - y1) * scale, width, height);
+  const cx = (x1 + x2) / 2;
+  const cy = (y1 + y2) / 2;
+  const sx = Math.min(Math.max(0, cx - side / 2), Math.max(0, width - side));
+  const sy = Math.min(Math.max(0, cy - side / 2), Math.max(0, height - side));
+  return { sx, sy, side };
+}
+
+/**
+ * Crop a photo around a face into a new JPEG Blob (`size` px square, or the region's own
+ * size when `size` is 0). Without a box the crop is centred a little above the middle, where
+ * faces usually are.
+ */
+export async function cropFace(blob, bbox, { size = 256, scale = 1.8 } = {}) {
+  const source = await loadImage(blob);
+  const width = source.width;
+  const height = source.height;
+  const box =
+    Array.isArray(bbox) && bbox.length === 4 && bbox.every((v) => Number.isFinite(Number(v)))
+      ? bbox
+      : [width * 0.3, height * 0.15, width * 0.7, height * 0.55];
+  const { sx, sy, side } = faceRegion(box, width, height, scale);
+  const out = document.createElement("canvas");
+  out.width = out.height = size || Math.max(1, Math.round(side));
+  out.getContext("2d").drawImage(source, sx, sy, side, side, 0, 0, out.width, out.height);
+  if (source.close) source.close();
+  return new Promise((resolve, reject) =>
+    out.toBlob((b) => (b ? resolve(b) : reject(new Error("crop failed"))), "image/jpeg", 0.9),
+  );
 }
 
 /** Object URLs made by a page, revoked together when the page is left. */

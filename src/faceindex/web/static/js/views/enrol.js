@@ -1,4 +1,7 @@
-// Enrol: several photos for a new person or one already enrolled; per-photo outcome.
+// Enrol: photos (or a whole folder) for a new person or one already enrolled; every photo
+// gets its own outcome in words. Photos go in chunks of CHUNK per request (the first one
+// after the person is created, the next ones add faces to them), so a large batch never hits
+// the server's file limit, and one bad file never sinks the others.
 
 import { api, ApiError } from "../api.js";
 import {
@@ -15,6 +18,11 @@ import {
   spinner,
   UrlBag,
 } from "../ui.js";
+
+/** Photos per request: well under the server's max_files (20 by default). */
+const CHUNK = 10;
+
+const IMAGE_NAME = /\.(jpe?g|png|webp|bmp|gif|tiff?|heic|avif)$/i;
 
 const STATUS = {
   accepted: { text: "Accepted", badge: "ok" },
@@ -90,17 +98,42 @@ export async function renderEnrol(ctx) {
 
   // Photos
   const photoList = h("ul", { class: "photo-list", id: "selected-photos", "aria-label": "Photos to enrol" });
+  const addFiles = (files, skipped = 0) => {
+    for (const file of files) selected.push({ file, url: urls.add(file) });
+    renderSelected();
+    const note = skipped ? ` ${plural(skipped, "file")} that ${skipped === 1 ? "is" : "are"} not a photo left out.` : "";
+    selectionNote.textContent = note.trim();
+    announce(`${plural(selected.length, "photo")} selected.${note}`);
+  };
   const zone = dropZone({
     id: "enrol-files",
     label: "Choose photos or drop them here",
     hint: "One face per photo, facing the camera, well lit. Several different photos help.",
     multiple: true,
-    onFiles: (files) => {
-      for (const file of files) selected.push({ file, url: urls.add(file) });
-      renderSelected();
-      announce(`${plural(selected.length, "photo")} selected.`);
-    },
+    onFiles: (files) => addFiles(files),
   });
+  const folderInput = h("input", {
+    type: "file",
+    id: "enrol-folder",
+    class: "visually-hidden",
+    multiple: true,
+    webkitdirectory: true,
+  });
+  folderInput.addEventListener("change", () => {
+    const all = [...folderInput.files];
+    const photos = all
+      .filter((f) => (f.type ? f.type.startsWith("image/") : IMAGE_NAME.test(f.name)))
+      .sort((a, b) => (a.webkitRelativePath || a.name).localeCompare(b.webkitRelativePath || b.name));
+    folderInput.value = "";
+    addFiles(photos, all.length - photos.length);
+  });
+  const folderButton = h(
+    "label",
+    { class: "button", for: "enrol-folder" },
+    "Choose a whole folder…",
+    folderInput,
+  );
+  const selectionNote = h("p", { class: "hint", id: "selection-note" });
   const submit = h("button", { type: "submit", class: "button primary", id: "enrol-submit" }, "Enrol");
   const formStatus = h("div", { "aria-live": "polite" });
   const results = h("section", {
@@ -114,6 +147,8 @@ export async function renderEnrol(ctx) {
     { class: "card stack", novalidate: true, onsubmit: (event) => onSubmit(event) },
     who,
     h("div", { class: "field" }, h("span", { class: "visually-hidden" }, "Photos"), zone),
+    h("div", { class: "actions start" }, folderButton),
+    selectionNote,
     photoList,
     formStatus,
     h("div", { class: "actions start" }, submit),
@@ -203,6 +238,11 @@ export async function renderEnrol(ctx) {
     filterTimer = setTimeout(() => loadPeople(personFilter.value.trim(), ""), 250);
   });
 
+  // ---- sending -----------------------------------------------------------------------
+
+  /** Last enrolment on this page: kept so that "Enrol anyway" can still add to it. */
+  let run = null;
+
   async function onSubmit(event) {
     event.preventDefault();
     formStatus.replaceChildren();
@@ -226,13 +266,9 @@ export async function renderEnrol(ctx) {
       return;
     }
 
-    const batch = selected;
-    submit.disabled = true;
-    formStatus.replaceChildren(
-      h("p", { class: "muted" }, spinner("Enrolling"), ` Enrolling ${plural(batch.length, "photo")}…`),
-    );
     let person = null;
     let created = false;
+    submit.disabled = true;
     try {
       if (mode === "new") {
         try {
@@ -241,41 +277,144 @@ export async function renderEnrol(ctx) {
         } catch (exc) {
           if (exc instanceof ApiError && exc.status === 409) {
             await offerExisting(name);
-            return;
+            return; // the selection stays: the user decides where these photos go
           }
           throw exc;
         }
       } else {
         person = await api.getPerson(personSelect.value);
       }
-      const outcome = await api.enrolFaces(
-        person.id,
-        batch.map((item) => item.file),
-      );
+    } catch (exc) {
+      submit.disabled = false;
       if (!ctx.isCurrent()) return;
-      person = outcome.person || person;
-      const photos = outcome.photos || [];
-      const accepted = photos.filter((p) => p.status === "accepted").length;
-      let dropped = false;
-      if (created && accepted === 0) dropped = await dropIfEmpty(person.id);
-      showResults(person, batch, photos, accepted, dropped);
-      selected = [];
-      renderSelected();
+      formStatus.replaceChildren(errorNotice(exc));
+      announce(errorText(exc));
+      return;
+    }
+
+    // From here on the photos belong to this enrolment: the selection is emptied at once,
+    // so that nothing from it can slip into the next person's enrolment, whatever happens.
+    const batch = selected;
+    selected = [];
+    renderSelected();
+    selectionNote.textContent = "";
+    run = { person, created, dropped: false, stopped: null, rows: batch.map((item) => ({ item, photo: null })) };
+    const thisRun = run;
+    renderRun(thisRun);
+    try {
+      for (let start = 0; start < batch.length; start += CHUNK) {
+        const chunk = thisRun.rows.slice(start, start + CHUNK);
+        formStatus.replaceChildren(
+          h(
+            "p",
+            { class: "muted" },
+            spinner("Enrolling"),
+            batch.length > CHUNK
+              ? ` Enrolling photos ${start + 1}–${start + chunk.length} of ${batch.length}…`
+              : ` Enrolling ${plural(batch.length, "photo")}…`,
+          ),
+        );
+        try {
+          await sendRows(thisRun, chunk, false);
+        } catch (exc) {
+          // The server cannot take any more (no key, no scope, gone): stop, and say so.
+          thisRun.stopped = exc;
+          for (const row of thisRun.rows) {
+            if (!row.photo) row.photo = { source: row.item.file.name, status: "rejected", reasons: ["not_sent"] };
+          }
+          break;
+        }
+        if (!ctx.isCurrent()) return;
+        renderRun(thisRun);
+      }
+      if (!ctx.isCurrent()) return;
+      await settle(thisRun);
       formStatus.replaceChildren();
-      if (created && !dropped) {
+      renderRun(thisRun, { announceIt: true });
+      if (created && !thisRun.dropped) {
         // The person now exists: further photos go to them.
         nameInput.value = "";
         await loadPeople("", String(person.id));
         setMode("existing");
       }
-    } catch (exc) {
-      if (!ctx.isCurrent()) return;
-      if (created && person) await dropIfEmpty(person.id);
-      formStatus.replaceChildren(errorNotice(exc));
-      announce(errorText(exc));
     } finally {
       submit.disabled = false;
     }
+  }
+
+  /**
+   * Send some rows' photos in one request and store each photo's outcome on its row. A request
+   * the server refuses as a whole (an unreadable file in it, too large) is retried one photo at
+   * a time, so that every photo gets its own answer. Throws only when nothing more can be sent
+   * (401, 403, 404, the server unreachable).
+   */
+  async function sendRows(r, rows, force) {
+    try {
+      const answer = await api.enrolFaces(
+        r.person.id,
+        rows.map((row) => row.item.file),
+        { force },
+      );
+      if (answer.person) r.person = answer.person;
+      const photos = answer.photos || [];
+      rows.forEach((row, i) => {
+        row.photo = photos[i] || { source: row.item.file.name, status: "rejected", reasons: ["not_embedded"] };
+      });
+    } catch (exc) {
+      if (exc && exc.name === "AbortError") throw exc;
+      const perPhoto = exc instanceof ApiError && [400, 413, 415, 422, 429].includes(exc.status);
+      if (!perPhoto) throw exc;
+      if (rows.length > 1) {
+        for (const row of rows) await sendRows(r, [row], force);
+        return;
+      }
+      rows[0].photo = {
+        source: rows[0].item.file.name,
+        status: "rejected",
+        reasons: [exc.status === 413 ? "image_too_large" : exc.status === 429 ? "rate_limited" : exc.code],
+        message: exc.message,
+      };
+    }
+  }
+
+  const isConflict = (photo) =>
+    photo && photo.status === "rejected" && (photo.reasons || []).includes("matches_other_person");
+
+  function counts(r) {
+    const done = r.rows.filter((row) => row.photo);
+    return {
+      total: r.rows.length,
+      accepted: done.filter((row) => row.photo.status === "accepted").length,
+      pending: done.filter((row) => isConflict(row.photo) && !row.skipped).length,
+    };
+  }
+
+  /** A person created here with no face at all, and no photo left to confirm, is removed. */
+  async function settle(r) {
+    const { accepted, pending } = counts(r);
+    if (r.created && !r.dropped && accepted === 0 && pending === 0) {
+      r.dropped = await dropIfEmpty(r.person.id);
+    }
+  }
+
+  async function confirmRow(r, row, force) {
+    if (!force) {
+      row.skipped = true;
+    } else {
+      row.busy = true;
+      renderRun(r);
+      try {
+        await sendRows(r, [row], true);
+      } catch (exc) {
+        row.error = errorText(exc);
+      }
+      row.busy = false;
+    }
+    await settle(r);
+    if (!ctx.isCurrent()) return;
+    renderRun(r, { announceIt: true });
+    const next = results.querySelector("button.enrol-anyway");
+    (next || results.querySelector("h2")).focus();
   }
 
   async function dropIfEmpty(personId) {
@@ -325,63 +464,127 @@ export async function renderEnrol(ctx) {
     );
   }
 
-  function showResults(person, batch, photos, accepted, dropped) {
-    const total = photos.length;
-    let summary;
-    if (dropped) {
-      summary = h(
-        "p",
-        { class: "notice error" },
-        `No photo was accepted, so ${person.name} was not added. See the reasons below.`,
-      );
-    } else if (accepted === total) {
-      summary = h(
-        "p",
-        { class: "notice ok" },
-        `${accepted} of ${plural(total, "photo")} enrolled for ${person.name}. `,
-        h("a", { href: `#/people/${encodeURIComponent(person.id)}` }, `See ${person.name}`),
-      );
-    } else {
-      summary = h(
-        "p",
-        { class: "notice warn" },
-        `${accepted} of ${plural(total, "photo")} enrolled for ${person.name}. `,
-        h("a", { href: `#/people/${encodeURIComponent(person.id)}` }, `See ${person.name}`),
-      );
-    }
-    const rows = photos.map((photo, i) => {
-      const item = batch[i];
-      const status = STATUS[photo.status] || { text: photo.status, badge: "warn" };
-      const reasons = (photo.reasons || []).map((r) => h("li", {}, reasonText(r)));
-      const flags = (photo.flags || []).map((f) => h("li", {}, flagText(f)));
-      const quality = photo.quality && photo.quality.score;
-      return h(
-        "li",
-        { class: "photo-item", dataset: { status: photo.status } },
-        h("img", { src: item ? item.url : "", alt: "" }),
+  // ---- the outcome of every photo ------------------------------------------------------
+
+  function outcomeRow(r, row, i) {
+    const { item, photo } = row;
+    const personName = r.person.name;
+    let status = photo ? STATUS[photo.status] || { text: photo.status, badge: "warn" } : { text: "Waiting", badge: "warn" };
+    let body;
+    if (!photo) {
+      body = [h("div", { class: "muted" }, spinner("Waiting"), " Waiting to be sent…")];
+    } else if (isConflict(photo) && !row.skipped) {
+      const c = photo.conflict || {};
+      const other = c.name || "another enrolled person";
+      status = { text: "Check", badge: "warn" };
+      body = [
+        h(
+          "p",
+          { class: "conflict" },
+          `This looks like `,
+          c.person_id ? h("a", { href: `#/people/${encodeURIComponent(c.person_id)}` }, other) : other,
+          typeof c.similarity === "number" ? ` (${formatSimilarity(c.similarity)})` : "",
+          `, not ${personName}. Enrol anyway?`,
+        ),
+        row.error ? h("p", { class: "notice error", role: "alert" }, row.error) : null,
         h(
           "div",
-          {},
-          h("div", { class: "name" }, photo.source || (item && item.file.name) || `Photo ${i + 1}`),
-          photo.status === "accepted" && typeof quality === "number"
-            ? h("div", { class: "muted" }, `Face quality ${formatSimilarity(quality)}`)
-            : null,
-          reasons.length ? h("ul", { class: "reasons" }, reasons) : null,
-          flags.length ? h("ul", { class: "flags" }, flags) : null,
+          { class: "actions start" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button small primary enrol-anyway",
+              disabled: Boolean(row.busy),
+              "aria-label": `Enrol ${photo.source || item.file.name} for ${personName} anyway`,
+              onclick: () => confirmRow(r, row, true),
+            },
+            row.busy ? "Enrolling…" : `Yes, it is ${personName}`,
+          ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button small",
+              disabled: Boolean(row.busy),
+              "aria-label": `Do not enrol ${photo.source || item.file.name}`,
+              onclick: () => confirmRow(r, row, false),
+            },
+            "No, leave it out",
+          ),
         ),
-        h("span", { class: `badge ${status.badge}` }, status.text),
+      ];
+    } else {
+      const reasons = (photo.reasons || []).map((code) =>
+        h(
+          "li",
+          {},
+          code === "matches_other_person" && photo.conflict && photo.conflict.name
+            ? `This looks like ${photo.conflict.name} (${formatSimilarity(photo.conflict.similarity)}), not ${personName}; left out.`
+            : reasonText(code),
+        ),
       );
-    });
+      // The server's own words add the detail (e.g. "face too small (14 px, need 20)").
+      if (photo.message && photo.status !== "accepted" && !isConflict(photo)) {
+        reasons.push(h("li", { class: "muted" }, `Details: ${photo.message}`));
+      }
+      const flags = (photo.flags || []).map((f) => h("li", {}, flagText(f)));
+      const quality = photo.quality && photo.quality.score;
+      body = [
+        photo.status === "accepted" && typeof quality === "number"
+          ? h("div", { class: "muted" }, `Face quality ${formatSimilarity(quality)}`)
+          : null,
+        reasons.length ? h("ul", { class: "reasons" }, reasons) : null,
+        flags.length ? h("ul", { class: "flags" }, flags) : null,
+      ];
+    }
+    return h(
+      "li",
+      { class: "photo-item", dataset: { status: photo ? (isConflict(photo) && !row.skipped ? "conflict" : photo.status) : "waiting" } },
+      h("img", {
+        src: item.url,
+        alt: "",
+        // Not an image at all (a text file named .jpg): a plain tile instead of a broken one.
+        onerror: (event) => event.target.replaceWith(h("span", { class: "not-image", "aria-hidden": "true" }, "?")),
+      }),
+      h("div", {}, h("div", { class: "name" }, (photo && photo.source) || item.file.name || `Photo ${i + 1}`), body),
+      h("span", { class: `badge ${status.badge}` }, status.text),
+    );
+  }
+
+  function renderRun(r, { announceIt = false } = {}) {
+    const { person } = r;
+    const { total, accepted, pending } = counts(r);
+    const finished = r.rows.every((row) => row.photo);
+    const link = h("a", { href: `#/people/${encodeURIComponent(person.id)}` }, `See ${person.name}`);
+    let summary;
+    let words;
+    if (!finished) {
+      words = `${accepted} of ${plural(total, "photo")} enrolled for ${person.name} so far…`;
+      summary = h("p", { class: "notice" }, words);
+    } else if (r.dropped) {
+      words = `No photo was accepted, so ${person.name} was not added. See the reasons below.`;
+      summary = h("p", { class: "notice error" }, words);
+    } else {
+      const notEnrolled = total - accepted - pending;
+      words =
+        `${accepted} of ${plural(total, "photo")} enrolled for ${person.name}.` +
+        (notEnrolled ? ` ${notEnrolled} not enrolled: the reason is given under each photo.` : "") +
+        (pending ? ` ${plural(pending, "photo")} ${pending === 1 ? "looks" : "look"} like someone else: confirm or leave ${pending === 1 ? "it" : "them"} out below.` : "");
+      summary = h(
+        "p",
+        { class: `notice ${accepted === total ? "ok" : "warn"}` },
+        `${words} `,
+        r.created && accepted === 0 ? null : link,
+      );
+    }
     results.replaceChildren(
-      h("h2", { id: "enrol-results-title" }, "Result"),
+      h("h2", { id: "enrol-results-title", tabindex: "-1" }, "Result"),
+      ...(r.stopped ? [errorNotice(r.stopped)] : []),
       summary,
-      h("ul", { class: "photo-list", id: "enrol-outcomes" }, rows),
+      h("ul", { class: "photo-list", id: "enrol-outcomes" }, r.rows.map((row, i) => outcomeRow(r, row, i))),
     );
-    announce(
-      dropped
-        ? `No photo was accepted; ${person.name} was not added.`
-        : `${accepted} of ${plural(total, "photo")} enrolled for ${person.name}.`,
-    );
+    if (announceIt) announce(words);
   }
 
   if (preselected) {
@@ -394,5 +597,7 @@ export async function renderEnrol(ctx) {
     clearTimeout(filterTimer);
     peopleController?.abort();
     urls.clear();
+    // Left with photos still to confirm and no face enrolled: no empty record stays behind.
+    if (run && run.created && !run.dropped && counts(run).accepted === 0) dropIfEmpty(run.person.id);
   };
 }
