@@ -464,9 +464,15 @@ def identify_text(path: str, faces: Sequence[Identification]) -> str:
     lines = [f"{path}: {plural(len(faces), 'face')}"]
     for f in faces:
         who = f.person.name if f.person else "unknown"
+        sim = f" similarity {f.similarity:.3f}" if f.similarity is not None else ""
         if f.decision == "ambiguous" and f.best and f.runner_up:
             who = f"unknown (ambiguous: {f.best.name} or {f.runner_up.name})"
-        sim = f" similarity {f.similarity:.3f}" if f.similarity is not None else ""
+        elif f.person is None and f.best is not None:
+            # Why "unknown": who came closest, and how far from the decision that was.
+            who, sim = (
+                f"unknown (closest: {f.best.name} {f.best.similarity:.3f}, not similar enough)",
+                "",
+            )
         box = f"  box {box_text(f.bbox)}" if f.bbox is not None else ""
         lines.append(f"  {who}{sim}{box}")
     return "\n".join(lines)

@@ -211,3 +211,10 @@ def test_people_are_named_regardless_of_case(cli: Run, photos: Photos) -> None:
     assert r.code == 0 and r.json["person"]["name"] == "Ann Lee"
     assert r.json["person"]["templates"] == 2
     assert cli("people", "show", "Bob").code == 6
+
+
+def test_an_unknown_face_says_who_came_closest(cli: Run, photos: Photos) -> None:
+    assert cli("enroll", "Ann", photos.of(1, 0)).code == 0
+    r = cli("identify", photos.stranger)
+    (line,) = r.out.splitlines()[1:]
+    assert line.startswith("  unknown (closest: Ann 0.") and "not similar enough" in line
