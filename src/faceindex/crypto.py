@@ -9,6 +9,12 @@ before any decryption is tried instead of producing garbage.
 Each row is ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; the associated data binds
 a ciphertext to its row's context (template id, model id), so that ciphertexts cannot
 be swapped between rows undetected.
+
+A value that must be found by equality without being readable (a photo's SHA-256, for
+duplicate detection) is stored as a *keyed lookup*: HMAC-SHA256 under a subkey derived
+from the key with HKDF-SHA256 and a fixed label (:meth:`TemplateKey.lookup`). The AES key
+itself is never used for anything but AES-GCM, and without the key a lookup cannot be
+tested against a known photo.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,8 @@ from faceindex.errors import ConfigError, StorageError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+#: The HKDF label of the subkey that keyed lookups are made with (:meth:`TemplateKey.lookup`).
+LOOKUP_LABEL = b"faceindex/v1/lookup-subkey"
 
 
 class KeyMismatchError(ConfigError):
@@ -82,6 +91,22 @@ class TemplateKey:
 
     def to_text(self) -> str:
         return base64.b64encode(self.material).decode("ascii")
+
+    def subkey(self, label: bytes) -> bytes:
+        """A 32-byte key for another purpose than AES-GCM, derived with HKDF-SHA256 (no
+        salt: the key is already uniformly random) and ``label`` as its info."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=label).derive(
+            self.material
+        )
+
+    def lookup(self, value: bytes) -> str:
+        """A keyed, deterministic stand-in for ``value`` (HMAC-SHA256 under the lookup
+        subkey, hex): equal values give equal lookups, and nobody without the key can
+        compute one."""
+        return hmac.new(self.subkey(LOOKUP_LABEL), value, hashlib.sha256).hexdigest()
 
     def encrypt(self, plaintext: bytes, associated: bytes) -> bytes:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM

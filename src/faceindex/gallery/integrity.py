@@ -7,6 +7,10 @@ What is checked, after trying to finish pending erasures (never waiting on reade
   pages), and no erasure is pending;
 - for every person the audit log records as deleted, no person, photo or template row
   made before that deletion refers to the id (and likewise for deleted templates);
+- in an encrypted gallery (opened with a key, or holding anything sealed), nothing is
+  stored in the clear: no template, no kept photo, and no photo's SHA-256 or source name
+  (those would say which photos were enrolled, and often whose: see
+  :mod:`faceindex.gallery.sealing`);
 - every free page of the database file is zero-filled (``secure_delete``), read from the
   raw file: the erased vectors cannot be known after erasure, but whatever held them is
   either a live page rewritten without them or a free page, which must be all zeros
@@ -75,6 +79,7 @@ def check(store: SqliteStore) -> CheckReport:
     if wal:
         issues.append(f"the WAL file holds {wal} bytes not yet truncated")
     deleted = _deleted_rows_left(store, issues)
+    _plaintext_left(store, issues)
     free, dirty = _free_pages(store.path)
     if dirty:
         issues.append(f"{len(dirty)} free page(s) hold non-zero data: {dirty[:10]}")
@@ -128,6 +133,34 @@ def _deleted_rows_left(store: SqliteStore, issues: list[str]) -> int:
             if left:
                 issues.append(f"deleted template #{tid} is still stored")
     return people
+
+
+def _plaintext_left(store: SqliteStore, issues: list[str]) -> None:
+    """In an encrypted gallery, report what is still stored in the clear."""
+    if store.sealer.key is None and store.key_ids() <= {None}:
+        return  # no key anywhere: plaintext is what the user chose
+    (templates, photos, labels, sources), *_ = store.read(
+        "SELECT (SELECT COUNT(*) FROM templates WHERE key_id IS NULL),"
+        " (SELECT COUNT(*) FROM photos WHERE data IS NOT NULL AND data_key_id IS NULL),"
+        " (SELECT COUNT(*) FROM photos WHERE label_key_id IS NULL),"
+        " (SELECT COUNT(*) FROM photos WHERE label_key_id IS NOT NULL AND source IS NOT NULL)"
+    )
+    fix = "open the gallery with its key to seal them"
+    if templates or photos:
+        issues.append(
+            f"{templates} template(s) and {photos} kept photo(s) are stored in the clear in "
+            f"an encrypted gallery: {fix}"
+        )
+    if labels:
+        issues.append(
+            f"{labels} photo hash(es) and source name(s) are stored in the clear in an "
+            f"encrypted gallery: {fix}"
+        )
+    if sources:
+        issues.append(
+            f"{sources} photo(s) with a sealed label also hold a plain source name: "
+            f"it should be empty ({fix.replace('seal', 'clear')})"
+        )
 
 
 _U32 = struct.Struct(">I")

@@ -8,7 +8,8 @@ Layout:
 - ``persons``: one row per person; ``name`` is unique (the CLI addresses people by name),
   ``external_id`` optionally links to another system, ``metadata`` is a JSON object.
 - ``photos``: one row per enrolled source photo: its SHA-256 (duplicate detection and
-  resumable bulk enrolment) and, only when the user asks to keep photos, its bytes.
+  resumable bulk enrolment; with a key, a keyed lookup of it: migration 6), its source
+  name and, only when the user asks to keep photos, its bytes.
 - ``templates``: one embedding per accepted face, as float32 little-endian bytes or, with
   a key, AES-GCM ciphertext with the key's id; the model id and dimension travel with it.
 - ``template_log``: an append-only list of template additions and removals (ids only, no
@@ -31,6 +32,15 @@ Layout:
   (``matches_other_person:ID`` on a face enrolled with ``force``), so such faces can be
   listed and removed; and logs a template moved to another person (``merge``) as removed
   and added again, so vector indexes replaying ``template_log`` learn its new owner.
+- migration 6: ``photos.label`` and ``photos.label_key_id``. In a gallery with a key, a
+  photo's SHA-256 and source name are sealed together in ``label`` (AES-GCM, key id in
+  ``label_key_id``), ``photos.sha256`` holds a keyed lookup (HMAC of the digest under a
+  subkey of the key) instead of the digest, and ``photos.source`` is NULL; without a key
+  both new columns are NULL and ``sha256``/``source`` are plain, as before (see
+  :mod:`faceindex.gallery.sealing`). The migration only adds the (nullable) columns: the
+  rows of an existing gallery stay plain until it is opened with a key, which converts them
+  at once (:meth:`~faceindex.gallery.store.SqliteStore.seal_clear`); migrations cannot, as
+  they never see the key.
 - migration 2 created the REST API's ``api_keys`` table in releases before 0.2; that table
   now belongs to :mod:`faceindex.apikeys` and its own migrations, so the step is a no-op
   here (kept so that version numbers stay stable for existing files).
@@ -216,6 +226,11 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO template_log (template_id, op) VALUES (OLD.id, 'remove');
         INSERT INTO template_log (template_id, op) VALUES (NEW.id, 'add');
     END;
+    """,
+    # 6: photo hashes and source names sealed in galleries with a key
+    """
+    ALTER TABLE photos ADD COLUMN label BLOB;
+    ALTER TABLE photos ADD COLUMN label_key_id TEXT;
     """,
 )
 

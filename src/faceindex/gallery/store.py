@@ -15,9 +15,11 @@ Files are private: a new gallery file is created 0600 (its -wal and -shm inherit
 mode) in folders created 0700; an existing file that group or others can read is warned
 about once per open.
 
-The store does SQL only: vectors and kept photos go through the :class:`Sealer` it is
-given (:mod:`faceindex.gallery.sealing`): float32 little-endian bytes in the clear, or
-AES-GCM ciphertext. Nothing is ever pickled. Only :mod:`faceindex.gallery` uses this module.
+The store does SQL only: vectors, kept photos, and photos' digests and source names go
+through the :class:`Sealer` it is given (:mod:`faceindex.gallery.sealing`): float32
+little-endian bytes (or the plain digest and name) in the clear, or AES-GCM ciphertext
+(with a keyed lookup standing in for the digest). Nothing is ever pickled. Only
+:mod:`faceindex.gallery` uses this module.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ from faceindex.gallery.tables import Person, PersonTable, TemplateInfo, Template
 __all__ = ["Person", "SqliteStore", "TemplateInfo", "VectorSet"]
 
 log = logging.getLogger(__name__)
+
+#: Photo rows holding something plaintext that a key would seal: kept bytes, or the digest
+#: and source name (see :mod:`faceindex.gallery.sealing`).
+_CLEAR_PHOTO = "(data IS NOT NULL AND data_key_id IS NULL) OR label_key_id IS NULL"
+#: Photo rows whose label is sealed but whose plain ``source`` is not empty (it never should
+#: be: the sealed label holds it).
+_STRAY_SOURCE = "label_key_id IS NOT NULL AND source IS NOT NULL"
 
 
 class SqliteStore(PersonTable, TemplateTable):
@@ -180,21 +189,23 @@ class SqliteStore(PersonTable, TemplateTable):
     def key_ids(self) -> set[str | None]:
         rows = self._query(
             "SELECT DISTINCT key_id FROM templates UNION SELECT DISTINCT data_key_id FROM photos"
-            " WHERE data IS NOT NULL"
+            " WHERE data IS NOT NULL UNION SELECT DISTINCT label_key_id FROM photos"
         )
         return {r[0] for r in rows}
 
     def has_clear_blobs(self) -> bool:
-        """Whether a template or kept photo is stored unsealed (plaintext)."""
+        """Whether a template, kept photo, or photo digest and source name is stored
+        unsealed (plaintext)."""
         rows = self._query(
             "SELECT EXISTS (SELECT 1 FROM templates WHERE key_id IS NULL) OR EXISTS"
-            " (SELECT 1 FROM photos WHERE data IS NOT NULL AND data_key_id IS NULL)"
+            f" (SELECT 1 FROM photos WHERE {_CLEAR_PHOTO} OR ({_STRAY_SOURCE}))"
         )
         return bool(rows[0][0])
 
     def seal_clear(self, conn: sqlite3.Connection) -> tuple[int, int]:
-        """Seal every plaintext template and kept photo with the store's sealer, inside
-        ``conn``'s transaction; returns (templates, photos) sealed."""
+        """Seal every plaintext template, kept photo, and photo digest and source name with
+        the store's sealer, inside ``conn``'s transaction; returns (templates, photo rows)
+        sealed."""
         templates = photos = 0
         for row in list(conn.execute("SELECT * FROM templates WHERE key_id IS NULL")):
             vec = self._open(row)
@@ -204,15 +215,19 @@ class SqliteStore(PersonTable, TemplateTable):
                 (blob, key_id, row["id"]),
             )
             templates += 1
-        clear_photos = "SELECT * FROM photos WHERE data IS NOT NULL AND data_key_id IS NULL"
-        for row in list(conn.execute(clear_photos)):
-            context = photo_context(row["person_id"], row["sha256"])
-            sealed, kid = self.sealer.seal(bytes(row["data"]), context)
-            conn.execute(
-                "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
-                (sealed, kid, row["id"]),
-            )
+        for row in list(conn.execute(f"SELECT * FROM photos WHERE {_CLEAR_PHOTO}")):
+            label = self._label(row)
+            if row["data"] is not None and row["data_key_id"] is None:
+                context = photo_context(row["person_id"], label.sha256)
+                sealed, kid = self.sealer.seal(bytes(row["data"]), context)
+                conn.execute(
+                    "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
+                    (sealed, kid, row["id"]),
+                )
+            if row["label_key_id"] is None:
+                self._write_label(conn, self.sealer, int(row["id"]), label)
             photos += 1
+        photos += conn.execute(f"UPDATE photos SET source = NULL WHERE {_STRAY_SOURCE}").rowcount
         if templates or photos:
             self.add_pending_erasure(conn, "seal")  # the plaintext must leave the WAL
         return templates, photos
@@ -227,7 +242,9 @@ class SqliteStore(PersonTable, TemplateTable):
         return "; ".join(str(r[0]) for r in rows)
 
     def reseal(self, new: Sealer) -> int:
-        """Re-seal every template and kept photo with ``new`` in one transaction.
+        """Re-seal every template and kept photo with ``new`` in one transaction, and
+        re-derive every photo's lookup (its digest and source sealed with ``new``, or
+        plain again when ``new`` has no key).
 
         Each blob is opened with the store's sealer and sealed with ``new``; only after
         the commit does the store switch to ``new``. Returns the templates re-sealed.
@@ -243,14 +260,17 @@ class SqliteStore(PersonTable, TemplateTable):
                     (blob, key_id, row["id"]),
                 )
                 count += 1
-            for row in list(conn.execute("SELECT * FROM photos WHERE data IS NOT NULL")):
-                context = photo_context(row["person_id"], row["sha256"])
-                data = self.sealer.open(bytes(row["data"]), row["data_key_id"], context)
-                sealed, kid = new.seal(data, context)
-                conn.execute(
-                    "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
-                    (sealed, kid, row["id"]),
-                )
+            for row in list(conn.execute("SELECT * FROM photos")):
+                label = self._label(row)
+                if row["data"] is not None:
+                    context = photo_context(row["person_id"], label.sha256)
+                    data = self.sealer.open(bytes(row["data"]), row["data_key_id"], context)
+                    sealed, kid = new.seal(data, context)
+                    conn.execute(
+                        "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
+                        (sealed, kid, row["id"]),
+                    )
+                self._write_label(conn, new, int(row["id"]), label)
         self.sealer = new
         self.finish_erasures()
         return count

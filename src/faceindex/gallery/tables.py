@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.crypto import KeyMismatchError, KeyRequiredError
 from faceindex.db import now
 from faceindex.errors import (
     ConflictError,
@@ -24,7 +25,13 @@ from faceindex.errors import (
     StorageError,
 )
 from faceindex.gallery.schema import name_key
-from faceindex.gallery.sealing import Sealer, photo_context, template_context
+from faceindex.gallery.sealing import (
+    PhotoLabel,
+    Sealer,
+    StoredLabel,
+    photo_context,
+    template_context,
+)
 from faceindex.gallery.values import (
     json_object,
     like_pattern,
@@ -312,7 +319,8 @@ def _unambiguous(ref: str, matches: list[tuple[int, str]]) -> None:
 
 
 class TemplateTable(_Connected):
-    """Rows of ``photos``, ``templates`` and ``template_log`` (vectors sealed)."""
+    """Rows of ``photos``, ``templates`` and ``template_log`` (vectors, kept photos and,
+    with a key, photo digests and source names sealed: see :mod:`~faceindex.gallery.sealing`)."""
 
     def _bind_model(self, conn: sqlite3.Connection, model_id: str, dim: int) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
@@ -330,7 +338,14 @@ class TemplateTable(_Connected):
     # -- photos and templates ---------------------------------------------------------
 
     def photo_owners(self, sha256: str) -> list[int]:
-        rows = self._query("SELECT person_id FROM photos WHERE sha256 = ?", (sha256,))
+        """The people who enrolled the photo of this digest (found by its lookup with a
+        key, by the digest itself in the clear)."""
+        lookup, key_id = self.sealer.lookup(sha256), self.sealer.key_id
+        rows = self._query(
+            "SELECT person_id FROM photos WHERE (sha256 = ? AND label_key_id IS NULL)"
+            " OR (sha256 = ? AND label_key_id = ?)",
+            (sha256, lookup, key_id),
+        )
         return [int(r["person_id"]) for r in rows]
 
     def add_photo(
@@ -342,30 +357,69 @@ class TemplateTable(_Connected):
         source: str | None,
         data: bytes | None,
     ) -> int:
+        """Record a photo: its digest and source (sealed, with a lookup for the digest,
+        when the store has a key) and, when given, its bytes (sealed likewise)."""
         key_id = None
         if data is not None:
             data, key_id = self.sealer.seal(data, photo_context(person_id, sha256))
+        keyed = self.sealer.key is not None
         try:
             cur = conn.execute(
                 "INSERT INTO photos (person_id, sha256, source, data, data_key_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (person_id, sha256, storable(source), data, key_id, now()),
+                (
+                    person_id,
+                    self.sealer.lookup(sha256),
+                    None if keyed else storable(source),
+                    data,
+                    key_id,
+                    now(),
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"photo {sha256[:12]} is already enrolled for this person") from exc
-        return int(cur.lastrowid or 0)
+        photo_id = int(cur.lastrowid or 0)
+        if keyed:
+            self._write_label(conn, self.sealer, photo_id, PhotoLabel(sha256, storable(source)))
+        return photo_id
+
+    def _write_label(
+        self, conn: sqlite3.Connection, sealer: Sealer, photo_id: int, label: PhotoLabel
+    ) -> None:
+        """Store ``label`` in photo row ``photo_id`` as ``sealer`` records it."""
+        stored = sealer.seal_label(photo_id, label)
+        conn.execute(
+            "UPDATE photos SET sha256 = ?, source = ?, label = ?, label_key_id = ? WHERE id = ?",
+            (stored.lookup, stored.source, stored.sealed, stored.key_id, photo_id),
+        )
+
+    def _label(self, row: sqlite3.Row, prefix: str = "") -> PhotoLabel:
+        """The digest and source of a photo row (columns named ``prefix`` + the column)."""
+        sealed = row[prefix + "label"]
+        stored = StoredLabel(
+            str(row[prefix + "sha256"]),
+            row[prefix + "source"],
+            None if sealed is None else bytes(sealed),
+            row[prefix + "label_key_id"],
+        )
+        return self.sealer.open_label(int(row[prefix + "id"]), stored)
+
+    def photo_labels(self, person_id: int) -> dict[int, PhotoLabel]:
+        """Digest and source of each photo of a person, by photo id (needs the key when
+        they are sealed)."""
+        rows = self._query("SELECT * FROM photos WHERE person_id = ?", (person_id,))
+        return {int(r["id"]): self._label(r) for r in rows}
 
     def photo_bytes(self, photo_id: int) -> bytes | None:
-        rows = self._query(
-            "SELECT person_id, sha256, data, data_key_id FROM photos WHERE id = ?", (photo_id,)
-        )
+        rows = self._query("SELECT * FROM photos WHERE id = ?", (photo_id,))
         if not rows:
             raise NotFoundError(f"no photo #{photo_id}")
         row = rows[0]
         if row["data"] is None:
             return None
+        digest = self._label(row).sha256
         return self.sealer.open(
-            bytes(row["data"]), row["data_key_id"], photo_context(row["person_id"], row["sha256"])
+            bytes(row["data"]), row["data_key_id"], photo_context(row["person_id"], digest)
         )
 
     def add_template(
@@ -403,7 +457,9 @@ class TemplateTable(_Connected):
 
     def templates(self, person_id: int) -> list[TemplateInfo]:
         rows = self._query(
-            "SELECT t.*, f.source FROM templates t LEFT JOIN photos f ON f.id = t.photo_id"
+            "SELECT t.*, f.id AS f_id, f.sha256 AS f_sha256, f.source AS f_source,"
+            " f.label AS f_label, f.label_key_id AS f_label_key_id"
+            " FROM templates t LEFT JOIN photos f ON f.id = t.photo_id"
             " WHERE t.person_id = ? ORDER BY t.id",
             (person_id,),
         )
@@ -418,11 +474,22 @@ class TemplateTable(_Connected):
                 bbox=BBox(*json.loads(r["bbox"])) if r["bbox"] else None,
                 encrypted=r["key_id"] is not None,
                 created_at=str(r["created_at"]),
-                source=r["source"],
+                source=self._source(r),
                 flags=tuple(json.loads(r["flags"] or "[]")),
             )
             for r in rows
         ]
+
+    def _source(self, row: sqlite3.Row) -> str | None:
+        """A template row's photo source name; None without a photo, or when it is sealed
+        and the key is missing or another (listing people needs no key; reading the
+        vectors or kept photos still says which key is needed)."""
+        if row["f_id"] is None:
+            return None
+        try:
+            return self._label(row, "f_").source
+        except (KeyRequiredError, KeyMismatchError):
+            return None
 
     def move_person(self, conn: sqlite3.Connection, from_id: int, into_id: int) -> tuple[int, int]:
         """Move every photo and template of ``from_id`` to ``into_id`` (a merge), inside
@@ -443,8 +510,9 @@ class TemplateTable(_Connected):
                 continue
             data, key_id = row["data"], row["data_key_id"]
             if data is not None:
-                plain = self.sealer.open(bytes(data), key_id, photo_context(from_id, row["sha256"]))
-                data, key_id = self.sealer.seal(plain, photo_context(into_id, row["sha256"]))
+                digest = self._label(row).sha256
+                plain = self.sealer.open(bytes(data), key_id, photo_context(from_id, digest))
+                data, key_id = self.sealer.seal(plain, photo_context(into_id, digest))
             conn.execute(
                 "UPDATE photos SET person_id = ?, data = ?, data_key_id = ? WHERE id = ?",
                 (into_id, data, key_id, row["id"]),

@@ -7,12 +7,15 @@ The file is one JSON header line, then the payload::
 
 The document holds the gallery's model id and dimension, and every person (name, external
 id, metadata) with their templates: the vector (float32 little-endian, base64), quality,
-box, enrolment flags, the source file name and the SHA-256 of the photo it came from; the
-photo's bytes too, but only when they are kept and the export asks for them.
+box, enrolment flags, the source file name and the SHA-256 of the photo it came from (the
+real ones, unsealed from the gallery: the receiving gallery derives its own lookups with
+its own key, or stores them plain without one); the photo's bytes too, but only when they
+are kept and the export asks for them.
 
 **Sealed.** A gallery opened with a template key exports a sealed file: the payload is
 AES-256-GCM ciphertext under that key (:mod:`faceindex.crypto`), bound to the header
-(its associated data), and the header names the key id. Import needs a gallery opened with
+(its associated data), and the header names the key id; so the digests and source names
+are no more readable in the file than in the gallery. Import needs a gallery opened with
 the same key; a file sealed under another key, or altered, is refused.
 
 **Import** adds, in one transaction audited as ``import``, each person of the file to the
@@ -113,14 +116,14 @@ def _document(store: SqliteStore, *, photos: bool) -> dict[str, Any]:
             if templates:
                 vs = store.vectors([t.id for t in templates])
                 vectors = dict(zip(vs.template_ids.tolist(), vs.vectors, strict=True))
-            rows = store.read("SELECT id, sha256 FROM photos WHERE person_id = ?", (person.id,))
-            shas = {int(r["id"]): str(r["sha256"]) for r in rows}
+            labels = store.photo_labels(person.id)  # the real digests, unsealed
             items = []
             for t in templates:
                 if t.id not in vectors:  # erased meanwhile
                     continue
                 vector = np.asarray(vectors[t.id], dtype="<f4")
-                sha = shas.get(t.photo_id) if t.photo_id is not None else None
+                label = labels.get(t.photo_id) if t.photo_id is not None else None
+                sha = None if label is None else label.sha256
                 data = store.photo_bytes(t.photo_id) if photos and t.photo_id is not None else None
                 items.append(
                     {
