@@ -90,6 +90,10 @@ class EvalSummary(_Wire):
     target_fmr: float | None = Field(
         description="false match rate the threshold was calibrated for (null if overridden)"
     )
+    calibrated_threshold: float = Field(
+        description="the model's calibrated verification threshold (the default)"
+    )
+    calibrated_fmr: float = Field(description="the false match rate it was calibrated for")
     identify_threshold: float = Field(description="open-set identification threshold")
     rule: str = Field(description="how a person's templates are aggregated: max, mean-top2")
     margin: float = Field(description="least lead over the runner-up to name someone")

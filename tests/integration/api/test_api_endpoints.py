@@ -223,6 +223,8 @@ def test_eval_summary_and_audit(client: TestClient) -> None:
         "gallery_model": "fusion-sface-dlib-v2",
         "threshold": 0.635,
         "target_fmr": 0.001,
+        "calibrated_threshold": 0.635,
+        "calibrated_fmr": 0.001,
         "identify_threshold": 0.635,  # one person: the verification threshold is the floor
         "rule": "mean-top2",
         "margin": 0.0,

@@ -57,6 +57,8 @@ async def eval_summary(_: ReadAccess, services: ServicesDep) -> EvalSummary:
             gallery_model=gallery.model_id,
             threshold=pipeline.threshold,
             target_fmr=spec.target_fmr if calibrated else None,
+            calibrated_threshold=spec.threshold,
+            calibrated_fmr=spec.target_fmr,
             identify_threshold=gallery.threshold,
             rule=str(gallery.rule),
             margin=gallery.margin,

@@ -11,8 +11,6 @@ from faceindex.cli.exit_codes import NO_MATCH, OK, PARTIAL_FAILURE
 from faceindex.cli.options import Subparsers, add_model_options
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from faceindex.errors import FaceIndexError
     from faceindex.types import Embedding, Verification
 
@@ -89,19 +87,31 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
     as soon as both of its photos are in: N pairs over M photos cost M embeddings, run a
     batch at a time. A photo's error is kept and given for every pair that names it.
     """
+    from pathlib import Path
+
     from faceindex.errors import FaceIndexError, InvalidInputError
     from faceindex.io.pairs import read_pairs
 
     pairs = read_pairs(args.pairs, root=args.root)
     pipeline = ctx.pipeline
-    order = list(dict.fromkeys(pairs.resolve(n) for p in pairs.pairs for n in (p.a, p.b) if n))
+
+    def resolved(name: str) -> Path | FaceIndexError:
+        try:
+            return pairs.resolve(name)
+        except FaceIndexError as exc:  # a path refused by --root: that pair's error
+            return exc
+
+    where = {n: resolved(n) for p in pairs.pairs for n in (p.a, p.b) if n}
+    order = list(dict.fromkeys(w for w in where.values() if isinstance(w, Path)))
     subjects = pipeline.iter_subjects(order)
     cache: dict[Path, Embedding | FaceIndexError] = {}
 
     def embedding_of(name: str, line: int) -> Embedding:
         if not name:
             raise InvalidInputError(f"line {line}: empty path", line=line)
-        path = pairs.resolve(name)
+        path = where[name]
+        if isinstance(path, FaceIndexError):
+            raise path
         while path not in cache:  # photos come in first-named order: read up to this one
             found, key = next(subjects), order[len(cache)]
             if isinstance(found, FaceIndexError) or found.embedding is None:
