@@ -123,3 +123,23 @@ def test_upscaling_finds_small_faces_in_a_mid_sized_frame(
         small = pipeline.small_face(small_obama(fixtures_dir, shrink))
         assert small is not None and small.score > 0.8, shrink
         assert 290 < small.bbox.x1 < 340 and 190 < small.bbox.y1 < 230  # where it was pasted
+
+
+def test_a_photo_unlike_the_persons_own_is_refused_with_nobody_else_enrolled(
+    gallery: Gallery, fixtures_dir: Path
+) -> None:
+    """Biden's photo put into Obama's folder, with nobody else enrolled to match it."""
+    obama = gallery.enroll("Barack Obama", [fixtures_dir / "obama.jpg"])
+    assert obama.person is not None and obama.outcomes[0].status is EnrolStatus.ACCEPTED
+    (wrong, right) = gallery.enroll(
+        "Barack Obama", [fixtures_dir / "biden.jpg", fixtures_dir / "obama2.jpg"]
+    ).outcomes
+    assert wrong.status is EnrolStatus.REJECTED and wrong.reasons == ("unlike_this_person",)
+    assert wrong.message is not None and "does not match" in wrong.message
+    assert right.status is EnrolStatus.ACCEPTED  # his own second photo is welcome
+    assert gallery.person("Barack Obama").templates == 2
+
+    (forced,) = gallery.enroll("Barack Obama", [fixtures_dir / "biden.jpg"], force=True).outcomes
+    assert forced.status is EnrolStatus.ACCEPTED and forced.flags == ("unlike_this_person",)
+    (entry,) = gallery.audit(action="enroll", person_id=obama.person.id, limit=1)
+    assert entry["decision"] == "forced"

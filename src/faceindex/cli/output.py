@@ -379,6 +379,8 @@ REASONS: Mapping[str, str] = {
     "matches_other_person": "the face matches another enrolled person better "
     "(--force enrols it anyway, flagged)",
     "face_too_small": "face too small",
+    "unlike_this_person": "the face does not match this person's enrolled faces "
+    "(--force enrols it anyway, flagged)",
     # face quality (faceindex.types.QualityIssue)
     "too_small": "face too small",
     "blurry": "face blurry",

@@ -12,15 +12,19 @@ or its person has none yet: :meth:`~faceindex.gallery.searcher.Searcher.cross_ch
 refused as ``matches_other_person`` with the ``conflict`` (who, how alike), unless the
 caller forces it: then it is enrolled, its template keeps the flag
 ``matches_other_person:ID`` (listed with the person's faces, so it can be found and
-removed), and the audit entry's decision is ``forced``. Each accepted photo commits in one
-transaction with its template and audit entry.
+removed), and the audit entry's decision is ``forced``. A face that **does not match its
+own person** (the person has faces, and the face is below the verification threshold
+against them) is refused the same way as ``unlike_this_person``: the wrong photo in a
+person's folder is the commonest way a gallery learns a wrong face, and nobody else need
+be enrolled to catch it. Each accepted photo commits in one transaction with its template and
+audit entry.
 
 Flags of an outcome (informative, the photo is still accepted): ``ignored_faces:N`` (the
 subject was enrolled and N background faces left out), ``crop_fallback`` (no face was
 detected; the photo, shaped like an aligned face crop, was taken whole: see
 :func:`faceindex.pipeline.looks_like_face_crop`), ``closer_to_other_person:ID`` (closer to
 that person than to its own, below the threshold) and, when forced,
-``matches_other_person:ID``. The flags are kept with the template.
+``matches_other_person:ID`` or ``unlike_this_person``. The flags are kept with the template.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from faceindex.gallery.searcher import Searcher
 from faceindex.gallery.store import Person, SqliteStore
 from faceindex.io.image import ImageSource, load_image
 from faceindex.pipeline import Pipeline, is_crop_fallback
-from faceindex.types import Face, ImageArray, Quality
+from faceindex.types import Face, ImageArray, Quality, Verification
 
 #: How many times more prominent (:func:`prominence`) than every other face the subject of
 #: a photo with several faces must be to be enrolled (see :func:`dominant_face`).
@@ -58,6 +62,10 @@ class EnrolStatus(enum.StrEnum):
 
 #: The reason (and flag kind) of a face that matches another enrolled person.
 MATCHES_OTHER_PERSON = "matches_other_person"
+#: Reason (and, when forced, flag) of a face that does not match its own person's enrolled
+#: faces at the verification threshold: a wrong photo in the person's folder, or a photo
+#: too unlike the others to be sure of.
+UNLIKE_THIS_PERSON = "unlike_this_person"
 #: The reason of a photo whose only faces are below the detector's size gate.
 FACE_TOO_SMALL = "face_too_small"
 
@@ -250,6 +258,21 @@ class Enroller:
                         f"{other.similarity:.3f}) better than this person's photos; "
                         "enrol it with force if it is the right person",
                     )
+        if conflict is None and existing is not None:
+            own = self._own_match(face.embedding.vector, existing)
+            if own is not None and not own.match:
+                flags += (UNLIKE_THIS_PERSON,)
+                if not force:
+                    return PhotoOutcome(
+                        label,
+                        EnrolStatus.REJECTED,
+                        (UNLIKE_THIS_PERSON,),
+                        quality=face.quality,
+                        flags=notes,
+                        message=f"this face does not match the person's enrolled faces "
+                        f"(similarity {own.similarity:.3f}, threshold {own.threshold:.3f}); "
+                        "enrol it with force if it is the right person",
+                    )
         with self.store.transaction() as conn:
             if person_id is not None:
                 if not self.store.person_exists(conn, person_id):
@@ -272,7 +295,9 @@ class Enroller:
                 "enroll",
                 actor=self.actor(),
                 person_id=person_id,
-                decision="forced" if conflict is not None else "accepted",
+                decision="forced"
+                if conflict is not None or UNLIKE_THIS_PERSON in flags
+                else "accepted",
                 details=details,
             )
         return PhotoOutcome(
@@ -284,6 +309,13 @@ class Enroller:
             flags=flags,
             conflict=conflict,
         )
+
+    def _own_match(self, vector: np.ndarray, person_id: int) -> Verification | None:
+        """The face against its own person's templates; None when the person has none."""
+        try:
+            return self.searcher.verify(vector, person_id)
+        except NotFoundError:  # no template yet (or the person was erased meanwhile)
+            return None
 
     def _person_id(self, name: str) -> int | None:
         try:

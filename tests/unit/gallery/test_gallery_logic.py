@@ -294,3 +294,17 @@ def test_a_folder_is_not_a_photo_and_conflicts_quote_no_sql(
         gallery.rename(bob.id, "Ada")
     assert "constraint" not in caught.value.message.lower()
     assert "UNIQUE" not in caught.value.message
+
+
+def test_a_face_unlike_its_own_persons_faces_is_refused_unless_forced(
+    gallery: Gallery, photo_of: PhotoOf
+) -> None:
+    assert gallery.enroll("Ann", [photo_of(1), photo_of(1, variant=1)]).person is not None
+    (wrong,) = gallery.enroll("Ann", [photo_of(2)]).outcomes  # nobody else is enrolled
+    assert wrong.status is EnrolStatus.REJECTED and wrong.reasons == ("unlike_this_person",)
+    assert wrong.conflict is None and gallery.person("Ann").templates == 2
+    (own,) = gallery.enroll("Ann", [photo_of(1, variant=2)]).outcomes
+    assert own.status is EnrolStatus.ACCEPTED and own.flags == ()
+    (forced,) = gallery.enroll("Ann", [photo_of(2)], force=True).outcomes
+    assert forced.status is EnrolStatus.ACCEPTED and forced.flags == ("unlike_this_person",)
+    assert [t.flags for t in gallery.templates("Ann")].count(("unlike_this_person",)) == 1

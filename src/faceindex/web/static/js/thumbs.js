@@ -53,7 +53,7 @@ export async function limited(tasks, limit) {
 
 export function faceFlags(face) {
   const flags = Array.isArray(face.flags) ? face.flags.map(String) : [];
-  return flags.filter((f) => /^(matches_other_person|closer_to_other_person)\b/.test(f));
+  return flags.filter((f) => /^(matches_other_person|closer_to_other_person|unlike_this_person)\b/.test(f));
 }
 
 function count(value) {

@@ -108,6 +108,7 @@ const REASONS = {
   invalid_input: "This file is not a usable image.",
   spoof_detected: "The photo looks like a photo of a photo or a screen.",
   matches_other_person: "This face matches another enrolled person better.",
+  unlike_this_person: "This face does not match this person's other photos.",
   unsupported_media_type: "This file type is not supported; use a JPEG, PNG or WebP photo.",
   payload_too_large: "This file is too large for the server.",
   not_sent: "Not sent: the enrolment stopped before this photo.",
@@ -151,6 +152,9 @@ export function flagText(flag) {
       link,
       ") than like this person's other photos. Check it is the right person.",
     ];
+  }
+  if (kind === "unlike_this_person") {
+    return ["Accepted on request, but this face does not match this person's other photos. Check it is the right person."];
   }
   if (kind === "matches_other_person") {
     return [

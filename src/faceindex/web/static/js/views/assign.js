@@ -118,20 +118,21 @@ export function assignForm({ file, face, faceCount, index, onAssigned, onCancel 
       return;
     }
     const reasons = outcome.reasons || [];
-    if (reasons.includes("matches_other_person")) {
+    if (reasons.includes("matches_other_person") || reasons.includes("unlike_this_person")) {
       const c = outcome.conflict || {};
       const other = c.name || "another enrolled person";
+      const question = outcome.conflict
+        ? [
+            `This looks like ${other}`,
+            typeof c.similarity === "number" ? ` (${formatSimilarity(c.similarity)})` : "",
+            `, not ${person.name}. Enrol anyway?`,
+          ]
+        : [`This face does not look like ${person.name}'s other photos. Enrol anyway?`];
       status.replaceChildren(
         h(
           "div",
           { class: "notice warn conflict", role: "alert" },
-          h(
-            "p",
-            {},
-            `This looks like ${other}`,
-            typeof c.similarity === "number" ? ` (${formatSimilarity(c.similarity)})` : "",
-            `, not ${person.name}. Enrol anyway?`,
-          ),
+          h("p", {}, ...question),
           h(
             "div",
             { class: "actions start" },

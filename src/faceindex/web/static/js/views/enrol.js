@@ -377,8 +377,11 @@ export async function renderEnrol(ctx) {
     }
   }
 
+  // Refusals the user can overrule: the face looks like someone else, or not like this
+  // person's other photos. Either is re-sent with force only on confirmation.
+  const CONFIRMABLE = ["matches_other_person", "unlike_this_person"];
   const isConflict = (photo) =>
-    photo && photo.status === "rejected" && (photo.reasons || []).includes("matches_other_person");
+    photo && photo.status === "rejected" && (photo.reasons || []).some((r) => CONFIRMABLE.includes(r));
 
   function counts(r) {
     const done = r.rows.filter((row) => row.photo);
@@ -477,15 +480,18 @@ export async function renderEnrol(ctx) {
       const c = photo.conflict || {};
       const other = c.name || "another enrolled person";
       status = { text: "Check", badge: "warn" };
+      const question = photo.conflict
+        ? h(
+            "p",
+            { class: "conflict" },
+            `This looks like `,
+            c.person_id ? h("a", { href: `#/people/${encodeURIComponent(c.person_id)}` }, other) : other,
+            typeof c.similarity === "number" ? ` (${formatSimilarity(c.similarity)})` : "",
+            `, not ${personName}. Enrol anyway?`,
+          )
+        : h("p", { class: "conflict" }, `This face does not look like ${personName}'s other photos. Enrol anyway?`);
       body = [
-        h(
-          "p",
-          { class: "conflict" },
-          `This looks like `,
-          c.person_id ? h("a", { href: `#/people/${encodeURIComponent(c.person_id)}` }, other) : other,
-          typeof c.similarity === "number" ? ` (${formatSimilarity(c.similarity)})` : "",
-          `, not ${personName}. Enrol anyway?`,
-        ),
+        question,
         row.error ? h("p", { class: "notice error", role: "alert" }, row.error) : null,
         h(
           "div",
