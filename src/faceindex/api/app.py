@@ -26,7 +26,16 @@ from starlette.concurrency import run_in_threadpool
 from faceindex import __version__
 from faceindex.api import errors
 from faceindex.api.ratelimit import RateLimiter
-from faceindex.api.routes import admin, monitors, people, recognition, system, transfer
+from faceindex.api.routes import (
+    admin,
+    attributes,
+    liveness,
+    monitors,
+    people,
+    recognition,
+    system,
+    transfer,
+)
 from faceindex.api.security import (
     BodyTimeoutMiddleware,
     HostOriginMiddleware,
@@ -201,7 +210,7 @@ def create_app(
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(HostOriginMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (system, recognition, people, admin, monitors, transfer):
+    for module in (system, recognition, liveness, attributes, people, admin, monitors, transfer):
         app.include_router(module.router, prefix=API_PREFIX)
     static = settings.static_dir or packaged_static_dir()
     if (static / "index.html").is_file():

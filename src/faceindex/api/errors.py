@@ -58,6 +58,9 @@ _TABLE: tuple[tuple[type[errors.FaceIndexError], int], ...] = (
     (errors.NoFaceError, 422),
     (errors.MultipleFacesError, 422),
     (errors.QualityTooLowError, 422),
+    # No HTTP status names a presentation attack; 422 with the code ``spoof_detected``
+    # (403 would read as a missing API-key scope to every client, the web UI included).
+    (errors.SpoofDetectedError, 422),
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.ModelUnavailableError, 503),

@@ -13,6 +13,7 @@
 | 8 | some items of a batch failed (their errors are in the output) |
 | 9 | storage error |
 | 10 | conflict (e.g. embeddings of different models) |
+| 11 | a face was judged a spoof (a photo or a screen) where a live person was required |
 | 70 | internal error (a bug: please report it) |
 | 130 | interrupted (Ctrl+C) |
 """
@@ -43,6 +44,7 @@ MEANINGS: tuple[tuple[int, str], ...] = (
     (PARTIAL_FAILURE, "some items of a batch failed (their errors are in the output)"),
     (9, "storage error (the gallery file cannot be read or written)"),
     (10, "conflict (e.g. embeddings of different models)"),
+    (11, "spoof: a face was judged a photo or a screen where a live person was required"),
     (INTERNAL, "internal error (a bug: please report it)"),
     (130, "interrupted (Ctrl+C)"),
 )
@@ -57,6 +59,7 @@ _TABLE: tuple[tuple[type[errors.FaceIndexError], int], ...] = (
     (errors.ConfigError, 7),
     (errors.StorageError, 9),
     (errors.ConflictError, 10),
+    (errors.SpoofDetectedError, 11),
 )
 
 

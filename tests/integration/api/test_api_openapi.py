@@ -28,6 +28,8 @@ EXPECTED = {
     ("post", "/v1/detect"),
     ("post", "/v1/verify"),
     ("post", "/v1/identify"),
+    ("post", "/v1/liveness"),
+    ("post", "/v1/analyze"),
     ("get", "/v1/people"),
     ("post", "/v1/people"),
     ("get", "/v1/people/{person_id}"),

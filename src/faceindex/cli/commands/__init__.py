@@ -12,6 +12,7 @@ from __future__ import annotations
 #: The command modules, in the order their commands are listed by ``faceindex --help``.
 MODULES: tuple[str, ...] = (
     "detect",
+    "analyze",
     "verify",
     "gallery",
     "stats",
@@ -20,7 +21,9 @@ MODULES: tuple[str, ...] = (
     "apikeys",
     "encryption",
     "check",
+    "transfer",
     "serve",
     "video",
     "models",
+    "liveness",
 )
