@@ -137,3 +137,13 @@ def action_subparsers(
 #: deprecated, the old spellings of ``encryption-key`` (:mod:`~.commands.encryption`).
 KEYS_COMMAND = "keys"
 KEYS_HELP = "REST API keys: create, list, revoke"
+
+
+REQUIRE_LIVE_HELP = (
+    "refuse a photo where a face looks like a presentation attack (a printed photo or a "
+    "screen): exit 11, error spoof_detected (passive liveness: see faceindex liveness)"
+)
+
+
+def add_require_live(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--require-live", action="store_true", help=REQUIRE_LIVE_HELP)

@@ -71,7 +71,7 @@ def require_live(scores: Sequence[LivenessScore], *, label: str = "image") -> No
     for i, s in enumerate(scores):
         if not s.live:
             raise SpoofDetectedError(
-                f"{label}: face {i + 1} looks like a presentation attack "
+                f"{label}: face {i} looks like a presentation attack "
                 f"(liveness {s.score:.3f} < {s.threshold:.3f})",
                 face=i,
                 score=round(s.score, 6),

@@ -157,3 +157,19 @@ def test_eval_pairs_and_gallery(cli: Run, photos: Photos, tmp_path: Path) -> Non
     assert r.code == 3 and "'a', 'b' and 'same'" in r.err
     assert cli("eval", "pairs", tmp_path / "none.csv").code == 6
     assert cli("eval", "gallery", tmp_path / "nowhere").code == 6
+
+
+def test_require_live_refuses_what_liveness_rejects(
+    cli: Run, photos: Photos, gallery_path: Path
+) -> None:
+    """The fake photos' flat squares are no live skin: passive liveness rejects them."""
+    r = cli("verify", photos.of(1, 0), photos.of(1, 1), "--require-live", "--json")
+    assert r.code == 11 and r.json["error"]["code"] == "spoof_detected"
+    assert str(photos.of(1, 0)) in r.json["error"]["message"]
+    assert cli("verify", photos.of(1, 0), photos.of(1, 1)).code == 0  # without: compared
+    assert cli("enroll", "Ann", photos.of(1, 0)).code == 0
+    r = cli("identify", photos.of(1, 1), "--require-live", "--json")
+    assert r.code == 11 and r.json["error"]["code"] == "spoof_detected"
+    r = cli("identify", photos.of(1, 1), photos.blank, "--require-live", "--json")
+    assert r.code == 8  # per photo: the spoof refused, the photo without a face answered
+    assert "error" in r.lines[0] and r.lines[1]["faces"] == []

@@ -86,8 +86,8 @@ def face_text(face: AnalyzedFace) -> str:
 
 def analyze_text(path: str, faces: Sequence[AnalyzedFace]) -> str:
     lines = [f"{path}: {plural(len(faces), 'face')}"]
-    for i, f in enumerate(faces, 1):
-        lines.append(f"  #{i} box {box_text(f.face.bbox)}: {face_text(f)}")
+    for i, f in enumerate(faces):  # numbered as detect numbers them: from 0, largest first
+        lines.append(f"  face {i} box {box_text(f.face.bbox)}: {face_text(f)}")
     return "\n".join(lines)
 
 

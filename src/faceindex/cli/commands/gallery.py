@@ -6,6 +6,8 @@ import argparse
 import collections
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from faceindex.cli import output
 from faceindex.cli.batch import each_photo
@@ -18,9 +20,13 @@ from faceindex.cli.options import (
     add_gallery_options,
     add_json_option,
     add_model_options,
+    add_require_live,
     count,
     looks_like_id,
 )
+
+if TYPE_CHECKING:
+    from faceindex.types import Identification
 
 
 def register(subparsers: Subparsers) -> None:
@@ -56,6 +62,7 @@ def register(subparsers: Subparsers) -> None:
         "exist (exit 6 otherwise: a mistyped --gallery is never taken as an empty one).",
     )
     p.add_argument("images", nargs="+", metavar="IMG", help="photos")
+    add_require_live(p)
     add_gallery_options(p)
     add_model_options(p, embedder=True)
     p.set_defaults(handler=identify)
@@ -194,10 +201,19 @@ def identify(args: argparse.Namespace, ctx: CliContext) -> int:
     from faceindex.errors import ConfigError
 
     gallery = ctx.gallery(must_exist=True, pipeline=ctx.pipeline)
+    work: Callable[[str], tuple[Identification, ...]] = gallery.identify
+    if args.require_live:
+        from faceindex.cli.live import live_image
+
+        def live_identify(path: str) -> tuple[Identification, ...]:
+            return gallery.identify(live_image(ctx.pipeline, path, path))
+
+        work = live_identify
+
     return each_photo(
         ctx,
         args.images,
-        gallery.identify,
+        work,
         lambda faces: {"faces": [output.identification_json(f) for f in faces]},
         output.identify_text,
         stop_on=(ConfigError,),  # a wrong key or model fails every photo alike: stop at once

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from faceindex.cli.batch import each_photo
 from faceindex.cli.context import CliContext
 from faceindex.cli.options import Subparsers, add_model_options
+from faceindex.cli.output import box_text
 
 if TYPE_CHECKING:
     from faceindex.liveness import LivenessScore
@@ -51,11 +52,12 @@ def liveness_text(path: str, result: Result) -> str:
     if not faces:
         return f"{path}: no face"
     lines = [f"{path}: {len(faces)} face{'' if len(faces) == 1 else 's'}"]
-    for i, (f, s) in enumerate(zip(faces, scores, strict=True), start=1):
-        box = ", ".join(f"{v:.0f}" for v in f.bbox.as_list())
+    # Numbered and boxed as detect shows them: from 0, largest first, whole pixels.
+    for i, (f, s) in enumerate(zip(faces, scores, strict=True)):
         verdict = "live" if s.live else "NOT LIVE"
         lines.append(
-            f"  face {i} [{box}]: {verdict} (score {s.score:.3f}, threshold {s.threshold:.3f})"
+            f"  face {i} box {box_text(f.bbox)}: {verdict} "
+            f"(score {s.score:.3f}, threshold {s.threshold:.3f})"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from faceindex.cli import output
 from faceindex.cli.context import CliContext
 from faceindex.cli.exit_codes import NO_MATCH, OK, PARTIAL_FAILURE
-from faceindex.cli.options import Subparsers, add_model_options
+from faceindex.cli.options import Subparsers, add_model_options, add_require_live
 
 if TYPE_CHECKING:
     from faceindex.errors import FaceIndexError
@@ -45,6 +45,7 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="is A's person anywhere in B? (compares with every face of B, answers the best)",
     )
+    add_require_live(p)
     add_model_options(p, embedder=True)
     p.set_defaults(handler=run)
 
@@ -71,8 +72,18 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("verify needs two photos A B (or --pairs PAIRS.csv)")
     if args.search and args.face_b is not None:
         return ctx.out.usage("give --face-b or --search, not both")
+    a, b = args.a, args.b
+    if args.require_live:
+        from faceindex.cli.live import live_image
+
+        a, b = live_image(ctx.pipeline, a, a), live_image(ctx.pipeline, b, b)
     pair = ctx.pipeline.verify_faces(
-        args.a, args.b, face_a=args.face_a, face_b=args.face_b, search=args.search
+        a,
+        b,
+        face_a=args.face_a,
+        face_b=args.face_b,
+        search=args.search,
+        labels=(args.a, args.b),
     )
     ctx.out.emit(output.pair_verification_json(pair), output.pair_verification_text(pair))
     return OK if pair.verification.match else NO_MATCH
