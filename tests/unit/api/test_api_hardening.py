@@ -246,6 +246,7 @@ def test_slow_bodies_time_out(
     assert headers["x-frame-options"] == "DENY"
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 def test_decodes_are_bounded_by_the_model_workers(
     make_client: MakeClient, photo_of: PhotoOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:

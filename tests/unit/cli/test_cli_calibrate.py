@@ -22,6 +22,7 @@ def _people(root: Path, people: int, photos: int) -> Path:
     return root
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 def test_too_few_trials_are_refused_not_guessed(cli: Run, tmp_path: Path) -> None:
     folder = _people(tmp_path / "few", people=12, photos=4)
     r = cli("calibrate", str(folder), "--dry-run", "--json")

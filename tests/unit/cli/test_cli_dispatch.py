@@ -33,6 +33,7 @@ def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[
     return found
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 def test_every_command_has_a_handler_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     found = leaves(build_parser())
     names = {" ".join(words) for words, _ in found}

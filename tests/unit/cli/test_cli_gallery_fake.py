@@ -89,6 +89,7 @@ def test_enroll_folders(cli: Run, photos: Photos, tmp_path: Path) -> None:
     assert r.code == 3 and "no person folders with photos" in r.err
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 def test_people(
     cli: Run, photos: Photos, gallery_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from faceindex.gallery import open_gallery
 # -- person references: #N is always an id --------------------------------------------
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 def test_hash_number_is_always_an_id(cli: Run, photos: Photos, gallery_path: Path) -> None:
     assert cli("enroll", "Ann", photos.of(1)).code == 0  # id 1
     assert cli("enroll", "Bob", photos.of(2)).code == 0  # id 2

@@ -41,6 +41,7 @@ def test_api_keys(cli: Run, gallery_path: Path, tmp_path: Path) -> None:
     assert cli("keys", "revoke", "1", "--gallery", missing).code == 6
 
 
+@pytest.mark.slow  # about a second: the fast tier stays fast
 @pytest.mark.parametrize("spelling", ["encryption-key", "keys"])
 def test_encryption_keys(cli: Run, photos: Photos, tmp_path: Path, spelling: str) -> None:
     deprecated = spelling == "keys"
