@@ -96,6 +96,8 @@ def test_enrol_recognise_verify_delete(browser: Browser) -> None:
     # 6. The (fake) camera: a frame with no face in it.
     page.locator("#use-camera").click()
     page.wait_for_function("() => document.querySelector('.camera video')?.videoWidth > 0")
+    # a plain photo, without the liveness check (test_liveness_ui.py runs the check)
+    page.locator("#camera-liveness").uncheck()
     page.locator("#take-photo").click()
     expect(page.locator("#recognise-status")).to_contain_text("No face was found")
     browser.shot("07-recognise-camera")

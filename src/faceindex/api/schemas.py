@@ -224,7 +224,22 @@ class DetectJson(Input):
     image_base64: str = Field(description="the image file, base64 (a data: URL prefix is fine)")
 
 
-class IdentifyJson(DetectJson):
+class LivenessFields(Input):
+    """Asking for proof of a live face: a token earned at POST /v1/liveness/sessions."""
+
+    require_liveness: bool = Field(
+        default=False,
+        description="refuse the request (422 liveness_required) unless `liveness_token` is a "
+        "valid, unused token whose live face is the photo's face",
+    )
+    liveness_token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the token of a passed liveness session (or header X-Liveness-Token)",
+    )
+
+
+class IdentifyJson(DetectJson, LivenessFields):
     pass
 
 
@@ -232,7 +247,7 @@ class IdentifyJson(DetectJson):
 FaceIndex = Annotated[StrictInt, Field(ge=0, le=10_000)]
 
 
-class VerifyJson(Input):
+class VerifyJson(LivenessFields):
     image_a_base64: str | None = None
     image_b_base64: str | None = None
     image_base64: str | None = None

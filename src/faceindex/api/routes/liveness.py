@@ -1,24 +1,48 @@
-"""Passive liveness (presentation-attack detection) of the faces of one photo.
+"""Liveness: passive (``POST /v1/liveness``, one photo) and active (challenge-response
+sessions at ``/v1/liveness/sessions``), and the ``require_liveness`` check the other
+routes use.
 
-The checker (``colour-texture``) is made on the first request and kept on the app's state,
-so each app owns its own (no module global); its model is a few KB and loads in
-milliseconds. Model work runs in the worker threads, like detection.
+The checker (``colour-texture``), the session store and the frame measurer are made on
+the first request and kept on the app's state, so each app owns its own (no module
+global); the checker's model is a few KB. Model work runs in the worker threads, like
+detection. The rules of a session are in :mod:`faceindex.liveness.challenge`, the store
+and tokens in :mod:`faceindex.liveness.sessions`; this module only measures frames and
+speaks HTTP.
 """
 
 from __future__ import annotations
 
+import hmac
+import math
 import threading
+from typing import Annotated, Any, Protocol
 
+import numpy as np
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceindex.api.auth import ReadAccess
+from faceindex.api.errors import ApiError
 from faceindex.api.openapi import errors_doc, image_body_doc
-from faceindex.api.schemas import DetectJson
-from faceindex.api.state import ServicesDep
-from faceindex.api.uploads import read_image_body
+from faceindex.api.schemas import DetectJson, Input
+from faceindex.api.state import Services, ServicesDep
+from faceindex.api.uploads import ImageBody, decode_base64_image, read_image_body
+from faceindex.attributes import Attribute, Expression
+from faceindex.attributes.analyzer import FaceAnalyzer
 from faceindex.io.image import ImageLimits, load_image
 from faceindex.liveness import DEFAULT_CHECKER, LIVENESS_CHECKERS, LivenessChecker
+from faceindex.liveness.challenge import (
+    INSTRUCTIONS,
+    FrameMeasurement,
+    LivenessRequiredError,
+    SessionState,
+    random_challenges,
+)
+from faceindex.liveness.sessions import SessionStore, StoredSession, TooManySessionsError
+from faceindex.pipeline import Pipeline
+from faceindex.types import Face, ImageArray
 
 router = APIRouter(tags=["liveness"])
 
@@ -96,3 +120,382 @@ async def liveness(
         )
 
     return await services.run_model(work)
+
+
+# -- active liveness: challenge-response sessions -----------------------------------------
+
+#: Frames one request may carry.
+MAX_FRAMES_PER_REQUEST = 10
+TOKEN_HEADER = "X-Liveness-Token"
+
+
+class FrameMeasurer(Protocol):
+    """Measures one frame for a challenge session (tests put a fake one on the app's
+    state as ``challenge_measurer``)."""
+
+    def measure(self, image: ImageArray, t_ms: float) -> FrameMeasurement: ...
+
+    def warm_up(self) -> None:
+        """Load the models now (before a session's clock starts)."""
+        ...
+
+
+class ModelMeasurer:
+    """The real measurements: the pipeline's detector and embedder, dlib's 68 points (eye
+    aspect ratio, head yaw), the expression model (p(happy)) and the passive checker."""
+
+    def __init__(
+        self, pipeline: Pipeline, analyzer: FaceAnalyzer, checker: LivenessChecker
+    ) -> None:
+        self.pipeline = pipeline
+        self.analyzer = analyzer
+        self.checker = checker
+
+    def warm_up(self) -> None:
+        self.pipeline.warm_up()
+        self.checker.warm_up()
+        for estimator in self.analyzer.estimators:
+            if estimator.provides & _MEASURED:
+                estimator.warm_up()
+
+    def measure(self, image: ImageArray, t_ms: float) -> FrameMeasurement:
+        faces = self.pipeline.find_faces(image)
+        if len(faces) != 1:
+            return FrameMeasurement(t_ms=t_ms, faces=len(faces))
+        face = self.pipeline.embed_faces(image, faces)[0]
+        attrs = self.analyzer.estimate(image, (face,), _MEASURED)[0]
+        live = self.checker.check(image, (face,))[0].live
+        eyes, pose, expression = attrs.eyes, attrs.pose, attrs.expression
+        assert face.embedding is not None  # set by embed_faces
+        return FrameMeasurement(
+            t_ms=t_ms,
+            faces=1,
+            box_width=float(face.bbox.width),
+            ear=None if eyes is None else (eyes.left_ratio + eyes.right_ratio) / 2.0,
+            yaw=None if pose is None else pose.yaw,
+            happy=None if expression is None else expression.scores[Expression.HAPPY],
+            embedding=np.asarray(face.embedding.vector, dtype=np.float32),
+            live=live,
+        )
+
+
+_MEASURED = frozenset({Attribute.EYES, Attribute.POSE, Attribute.EXPRESSION})
+
+
+def _sessions(request: Request) -> SessionStore:
+    state = request.app.state
+    store: SessionStore | None = getattr(state, "liveness_sessions", None)
+    if store is None:
+        with _LOCK:
+            store = getattr(state, "liveness_sessions", None)
+            if store is None:
+                store = SessionStore()
+                state.liveness_sessions = store
+    return store
+
+
+def _measurer(request: Request, services: Services) -> FrameMeasurer:
+    state = request.app.state
+    measurer: FrameMeasurer | None = getattr(state, "challenge_measurer", None)
+    if measurer is None:
+        checker = _checker(request)  # takes _LOCK itself
+        with _LOCK:
+            measurer = getattr(state, "challenge_measurer", None)
+            if measurer is None:
+                analyzer = getattr(state, "face_analyzer", None) or FaceAnalyzer()
+                state.face_analyzer = analyzer
+                measurer = ModelMeasurer(services.pipeline, analyzer, checker)
+                state.challenge_measurer = measurer
+    return measurer
+
+
+class SessionCreate(Input):
+    mirrored: bool = Field(
+        default=False,
+        description="the frames will be flipped left-right (a selfie preview); default: as "
+        "the camera delivers them (the subject's left on the image's right)",
+    )
+
+
+class SessionProgress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    state: str = Field(description="active, passed or failed")
+    challenges: list[str] = Field(description="every challenge, in the order they are asked")
+    current: str | None = Field(description="the challenge being checked (null once ended)")
+    instruction: str | None = Field(description="what to tell the user for `current`")
+    passed: list[str]
+    reason: str | None = Field(
+        description="why the session failed: expired, frames_out_of_order, identity_changed, "
+        "spoof_detected, too_many_frames"
+    )
+    frames: int = Field(description="frames received")
+    counted_frames: int = Field(description="frames with exactly one face, the session's own")
+    live_frames: int = Field(description="counted frames the passive checker called live")
+    last_faces: int | None = Field(
+        default=None, description="faces found in the last frame of this request"
+    )
+    mirrored: bool
+    expires_in_s: float = Field(description="seconds left until the session's deadline")
+    liveness_token: str | None = Field(
+        default=None, description="once passed: the single-use token for require_liveness"
+    )
+    token_expires_in_s: float | None = None
+
+
+class SessionCreated(SessionProgress):
+    nonce: str = Field(description="send it with every frame of this session")
+    instructions: dict[str, str] = Field(description="what to tell the user, per challenge")
+
+
+class FrameJson(Input):
+    image_base64: str = Field(description="the frame, base64 (a data: URL prefix is fine)")
+    t_ms: float = Field(description="the client's capture time in milliseconds; must increase")
+
+
+class FramesJson(Input):
+    nonce: str = Field(max_length=100)
+    frames: list[FrameJson] = Field(min_length=1, max_length=MAX_FRAMES_PER_REQUEST)
+
+
+def _progress(
+    store: SessionStore, stored: StoredSession, *, last_faces: int | None = None
+) -> dict[str, Any]:
+    s = stored.challenge
+    current = s.current
+    token, token_expires = (None, None)
+    if s.state is SessionState.PASSED:
+        token, token_expires = store.issue_token(stored)
+    now = store.clock()
+    return {
+        "session_id": stored.id,
+        "state": str(s.state),
+        "challenges": [str(c) for c in s.challenges],
+        "current": None if current is None else str(current),
+        "instruction": None if current is None else INSTRUCTIONS[current],
+        "passed": [str(c) for c in s.passed],
+        "reason": None if s.reason is None else str(s.reason),
+        "frames": s.frames,
+        "counted_frames": s.counted,
+        "live_frames": s.live_frames,
+        "last_faces": last_faces,
+        "mirrored": s.mirrored,
+        "expires_in_s": round(max(0.0, s.expires_at - now), 3),
+        "liveness_token": token,
+        "token_expires_in_s": None if token_expires is None else round(token_expires - now, 3),
+    }
+
+
+SessionId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.post(
+    "/liveness/sessions",
+    response_model=SessionCreated,
+    status_code=201,
+    summary="Start an active liveness challenge (blink, turn, smile, move closer)",
+    description='Optional JSON `{"mirrored": false}`. Answers a session with 2-3 random '
+    "challenges, a `nonce` to send with its frames and a deadline (`expires_in_s`, 30 s). "
+    "Send camera frames to POST /v1/liveness/sessions/{id}/frames; when every challenge "
+    "has passed, the answer carries a single-use `liveness_token` for `require_liveness` "
+    "on identify, verify and enrolment (docs/liveness.md). 429 `too_many_sessions` when "
+    "the server's session slots are all running.",
+    responses=errors_doc(422, 429),
+)
+async def create_session(
+    request: Request,
+    _: ReadAccess,
+    services: ServicesDep,
+    body: SessionCreate | None = None,
+) -> SessionCreated:
+    store = _sessions(request)
+    # The models load before the session's clock starts (seconds, on the first session only).
+    await services.run_model(_measurer(request, services).warm_up)
+    try:
+        stored = store.create(
+            random_challenges(),
+            threshold=services.pipeline.threshold,
+            model_id=services.pipeline.model_id,
+            mirrored=bool(body and body.mirrored),
+        )
+    except TooManySessionsError as exc:
+        raise ApiError(
+            429,
+            "too_many_sessions",
+            str(exc),
+            headers={"Retry-After": str(int(store.session_lifetime_s))},
+        ) from exc
+    return SessionCreated(
+        **_progress(store, stored),
+        nonce=stored.nonce,
+        instructions={str(c): INSTRUCTIONS[c] for c in stored.challenge.challenges},
+    )
+
+
+def _session_of(request: Request, session_id: str, nonce: str | None) -> StoredSession:
+    stored = _sessions(request).get(session_id)
+    if (
+        stored is None
+        or nonce is None
+        or not hmac.compare_digest(stored.nonce.encode(), nonce.encode())
+    ):
+        raise ApiError(404, "not_found", "no such liveness session (or a wrong nonce)")
+    return stored
+
+
+@router.get(
+    "/liveness/sessions/{session_id}",
+    response_model=SessionProgress,
+    summary="A liveness session's progress",
+    description="The `nonce` as a query parameter. Like the answer to frames, without sending any.",
+    responses=errors_doc(404, 422),
+)
+async def get_session(
+    request: Request, session_id: SessionId, _: ReadAccess, nonce: str | None = None
+) -> SessionProgress:
+    stored = _session_of(request, session_id, nonce)
+    store = _sessions(request)
+    with stored.lock:
+        stored.challenge.expire_if_due(store.clock())
+        return SessionProgress(**_progress(store, stored))
+
+
+def _timestamps(raw: str | None, count: int) -> list[float]:
+    values: list[float] = []
+    for part in (raw or "").replace(";", ",").split(","):
+        if part.strip():
+            try:
+                values.append(float(part))
+            except ValueError:
+                values.append(math.nan)
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "timestamps"),
+                    "msg": f"give one timestamp (ms, comma-separated) per frame: {count}",
+                    "type": "value_error",
+                }
+            ]
+        )
+    return values
+
+
+@router.post(
+    "/liveness/sessions/{session_id}/frames",
+    response_model=SessionProgress,
+    summary="Send camera frames to a liveness session; answers its progress",
+    description="Multipart: `frame` files (repeated, in capture order), `timestamps` (the "
+    "client's capture times in ms, comma-separated, one per frame) and `nonce`; or JSON "
+    '`{"nonce": ..., "frames": [{"image_base64": ..., "t_ms": ...}]}`. At most '
+    f"{MAX_FRAMES_PER_REQUEST} frames per request. Timestamps must increase across the "
+    "whole session; a frame with no face or several is not counted; another person's face "
+    "fails the session. When the last challenge passes the answer has `liveness_token`.",
+    responses=errors_doc(404, 413, 415, 422),
+    openapi_extra=image_body_doc(
+        {"frame": True},
+        json_model=FramesJson,
+        text_fields={"timestamps": {"type": "string"}, "nonce": {"type": "string"}},
+        required=("frame", "timestamps", "nonce"),
+    ),
+)
+async def send_frames(
+    request: Request,
+    session_id: SessionId,
+    _: ReadAccess,
+    services: ServicesDep,
+) -> SessionProgress:
+    body = await read_image_body(
+        request, services.settings, json_model=FramesJson, text_fields=("timestamps", "nonce")
+    )
+    settings = services.settings
+    if body.json is not None:
+        nonce = body.json["nonce"]
+        uploads = [
+            decode_base64_image(
+                f["image_base64"], field_name=f"frames[{i}].image_base64", settings=settings
+            )
+            for i, f in enumerate(body.json["frames"])
+        ]
+        times = [float(f["t_ms"]) for f in body.json["frames"]]
+    else:
+        nonce = body.text("nonce")
+        uploads = body.images("frame")
+        if len(uploads) > MAX_FRAMES_PER_REQUEST:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "frame"),
+                        "msg": f"at most {MAX_FRAMES_PER_REQUEST} frames per request",
+                        "type": "too_many",
+                    }
+                ]
+            )
+        times = _timestamps(body.text("timestamps"), len(uploads))
+    stored = _session_of(request, session_id, nonce)
+    store = _sessions(request)
+    measurer = _measurer(request, services)
+
+    def work() -> list[FrameMeasurement]:
+        limits = ImageLimits(settings.max_image_pixels, settings.max_upload_bytes)
+        return [
+            measurer.measure(load_image(u.data, limits=limits, name=u.label), t)
+            for u, t in zip(uploads, times, strict=True)
+        ]
+
+    with stored.lock:  # cheap: decides whether the frames are worth measuring at all
+        stored.challenge.expire_if_due(store.clock())
+        ended = stored.challenge.state is not SessionState.ACTIVE
+    measured = [] if ended else await services.run_model(work)
+    with stored.lock:
+        stored.challenge.feed_all(measured, now=store.clock())
+        return SessionProgress(
+            **_progress(store, stored, last_faces=measured[-1].faces if measured else None)
+        )
+
+
+# -- require_liveness on identify, verify and enrolment -----------------------------------
+
+
+def liveness_proof(request: Request, body: ImageBody) -> StoredSession | None:
+    """The passed session whose token ``body`` (or the ``X-Liveness-Token`` header) spends
+    when ``require_liveness`` is set, marked used; None when it is not set.
+    :class:`LivenessRequiredError` (422 ``liveness_required``) when the token is missing,
+    malformed, forged, expired, for an unknown session or already used."""
+    if not body.boolean("require_liveness"):
+        return None
+    raw: Any = (
+        body.json.get("liveness_token") if body.json is not None else body.text("liveness_token")
+    )
+    token = raw or request.headers.get(TOKEN_HEADER)
+    return _sessions(request).redeem(str(token) if token else None)
+
+
+def require_live_face(stored: StoredSession | None, face: Face, pipeline: Pipeline) -> None:
+    """:class:`LivenessRequiredError` unless ``face`` is the face seen live in ``stored``
+    (embedding similarity at or above the verification threshold); nothing when no proof
+    was asked for."""
+    if stored is None:
+        return
+    reference = stored.challenge.reference
+    if face.embedding is None or reference is None or stored.model_id != pipeline.model_id:
+        raise LivenessRequiredError(
+            "the liveness token cannot be checked against this face", reason="different_face"
+        )
+    similarity = float(np.asarray(face.embedding.vector, dtype=np.float32) @ reference)
+    if similarity < pipeline.threshold:
+        raise LivenessRequiredError(
+            "the photo's face is not the face that passed the liveness challenge",
+            reason="different_face",
+            similarity=round(similarity, 6),
+            threshold=pipeline.threshold,
+        )
+
+
+#: The text fields the routes taking ``require_liveness`` read, and their OpenAPI entries.
+LIVENESS_TEXT_FIELDS = ("require_liveness", "liveness_token")
+LIVENESS_FIELDS_DOC: dict[str, dict[str, Any]] = {
+    "require_liveness": {"type": "boolean", "default": False},
+    "liveness_token": {"type": "string", "maxLength": 200},
+}

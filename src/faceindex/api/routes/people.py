@@ -12,6 +12,12 @@ from pydantic import ValidationError
 
 from faceindex.api.auth import AdminAccess, ReadAccess, WriteAccess
 from faceindex.api.openapi import errors_doc, image_body_doc
+from faceindex.api.routes.liveness import (
+    LIVENESS_FIELDS_DOC,
+    LIVENESS_TEXT_FIELDS,
+    liveness_proof,
+    require_live_face,
+)
 from faceindex.api.schemas import (
     MAX_ID,
     EnrolledPhoto,
@@ -28,6 +34,7 @@ from faceindex.api.state import Services, ServicesDep
 from faceindex.api.uploads import ImageBody, Upload, read_image_body, sniff_image
 from faceindex.errors import FaceIndexError, NotFoundError
 from faceindex.gallery import Gallery, TemplateInfo
+from faceindex.liveness.sessions import StoredSession
 
 router = APIRouter(prefix="/people", tags=["people"])
 
@@ -93,6 +100,13 @@ _ENROL_REASONS = (
     "the whole request (422 `image_decode_error`) before anything is enrolled."
 )
 
+_LIVENESS_NOTE = (
+    "`require_liveness=true` with `liveness_token` (or header `X-Liveness-Token`): every "
+    "photo's subject must be the face that passed a liveness session (POST "
+    "/v1/liveness/sessions), else 422 `liveness_required` and nothing is enrolled; the "
+    "token is spent either way."
+)
+
 
 @router.post(
     "",
@@ -102,7 +116,11 @@ _ENROL_REASONS = (
     description="JSON `{name, external_id?, metadata?}` creates a person with no photos and "
     "answers the person. Multipart form fields `name`, `external_id`, `metadata` (JSON "
     "text), `force`, and `image` (repeated) create the person and enrol the photos, "
-    "answering `{person, photos}` as POST /people/{id}/faces does. " + _ENROL_REASONS + " "
+    "answering `{person, photos}` as POST /people/{id}/faces does. "
+    + _ENROL_REASONS
+    + " "
+    + _LIVENESS_NOTE
+    + " "
     "409 `conflict` when the name (matched regardless of case) or external id is taken.",
     responses=errors_doc(409, 413, 415, 422),
     openapi_extra=image_body_doc(
@@ -113,6 +131,7 @@ _ENROL_REASONS = (
             "external_id": {"type": "string", "minLength": 1, "maxLength": 200},
             "metadata": {"type": "string", "description": "a JSON object, as text"},
             **_FORCE_FIELD,
+            **LIVENESS_FIELDS_DOC,
         },
         required=("name",),
     ),
@@ -126,7 +145,7 @@ async def create_person(
         request,
         services.settings,
         json_model=PersonCreate,
-        text_fields=("name", "external_id", "metadata", "force"),
+        text_fields=("name", "external_id", "metadata", "force", *LIVENESS_TEXT_FIELDS),
     )
     fields = _person_fields(body)
     gallery = services.gallery
@@ -140,6 +159,9 @@ async def create_person(
         return Person.from_core(person)
     uploads = body.images("image", required=False)
     force = body.boolean("force")
+    proof = liveness_proof(request, body)
+    if proof is not None:
+        await services.run_model(_require_live_photos, services, proof, uploads)
     created = await services.run_db(
         gallery.create_person, fields.name, external_id=fields.external_id, metadata=fields.metadata
     )
@@ -166,6 +188,17 @@ def _person_fields(body: ImageBody) -> PersonCreate:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
         ) from exc
+
+
+def _require_live_photos(services: Services, proof: StoredSession, uploads: list[Upload]) -> None:
+    """Every photo's subject must be the face seen live (a photo with no usable face is
+    left for enrolment to reject, as it would be without a token)."""
+    for upload in uploads:
+        try:
+            face = services.pipeline.choose_face(upload.data, label=upload.label).face
+        except FaceIndexError:
+            continue
+        require_live_face(proof, face, services.pipeline)
 
 
 def _enrol(gallery: Gallery, person_id: int, uploads: list[Upload], force: bool) -> EnrolResponse:
@@ -232,10 +265,15 @@ async def delete_person(
     response_model=EnrolResponse,
     summary="Enrol photos of a person",
     description="Multipart field `image`, repeated for several photos, and optional `force`. "
-    + _ENROL_REASONS,
+    + _ENROL_REASONS
+    + " "
+    + _LIVENESS_NOTE,
     responses=errors_doc(404, 413, 415, 422),
     openapi_extra=image_body_doc(
-        {"image": True}, json_model=None, text_fields=_FORCE_FIELD, required=("image",)
+        {"image": True},
+        json_model=None,
+        text_fields={**_FORCE_FIELD, **LIVENESS_FIELDS_DOC},
+        required=("image",),
     ),
 )
 async def enrol_faces(
@@ -246,10 +284,13 @@ async def enrol_faces(
 ) -> EnrolResponse:
     await services.run_db(services.gallery.person, person_id)  # 404 before reading uploads
     body = await read_image_body(
-        request, services.settings, json_model=None, text_fields=("force",)
+        request, services.settings, json_model=None, text_fields=("force", *LIVENESS_TEXT_FIELDS)
     )
     uploads = body.images("image")
     force = body.boolean("force")
+    proof = liveness_proof(request, body)
+    if proof is not None:
+        await services.run_model(_require_live_photos, services, proof, uploads)
     return await services.run_model(_enrol, services.gallery, person_id, uploads, force)
 
 

@@ -7,6 +7,12 @@ from fastapi.exceptions import RequestValidationError
 
 from faceindex.api.auth import ReadAccess
 from faceindex.api.openapi import errors_doc, image_body_doc
+from faceindex.api.routes.liveness import (
+    LIVENESS_FIELDS_DOC,
+    LIVENESS_TEXT_FIELDS,
+    liveness_proof,
+    require_live_face,
+)
 from faceindex.api.schemas import (
     MAX_ID,
     DetectedFace,
@@ -23,7 +29,7 @@ from faceindex.api.uploads import Upload, read_image_body
 from faceindex.errors import FaceTooSmallError, NoFaceError
 from faceindex.io.image import ImageLimits, load_image
 from faceindex.pipeline import FaceChoice, Pipeline
-from faceindex.types import ImageArray, Verification
+from faceindex.types import Face, ImageArray, Verification
 
 router = APIRouter(tags=["recognition"])
 
@@ -108,7 +114,11 @@ def _choice_error(message: str) -> RequestValidationError:
     "(is this person anywhere in that photo?). The answer says which faces were compared "
     "(`face_a`, `face_b`, `bbox_a`, `bbox_b`) and every face found (`faces_a`, `faces_b`). "
     "A photo without a face is a 422 `no_face` (`face_too_small` when the only face is under "
-    "the detector's size limit); a face index past the last face is a 422 `invalid_input`.",
+    "the detector's size limit); a face index past the last face is a 422 `invalid_input`. "
+    "`require_liveness: true` with `liveness_token` (or header `X-Liveness-Token`): the "
+    "compared face of A (of `image` with `person_id`) must be the face that passed a "
+    "liveness session (POST /v1/liveness/sessions), else 422 `liveness_required`; the "
+    "token is spent either way.",
     responses=errors_doc(404, 413, 415, 422),
     openapi_extra=image_body_doc(
         {"image_a": False, "image_b": False, "image": False},
@@ -118,6 +128,7 @@ def _choice_error(message: str) -> RequestValidationError:
             "face_a": {"type": "integer", "minimum": 0, "maximum": 10_000},
             "face_b": {"type": "integer", "minimum": 0, "maximum": 10_000},
             "search": {"type": "boolean", "default": False},
+            **LIVENESS_FIELDS_DOC,
         },
     ),
 )
@@ -130,7 +141,7 @@ async def verify(
         request,
         services.settings,
         json_model=VerifyJson,
-        text_fields=("person_id", "face_a", "face_b", "search"),
+        text_fields=("person_id", "face_a", "face_b", "search", *LIVENESS_TEXT_FIELDS),
     )
     person_id = body.integer("person_id")
     face_a, face_b, search = body.index("face_a"), body.index("face_b"), body.boolean("search")
@@ -140,6 +151,7 @@ async def verify(
         if face_b is not None or search:
             raise _choice_error("face_b and search compare two photos; not with person_id")
         probe = body.image("image")
+        proof = liveness_proof(request, body)
 
         def against_person() -> VerifyResponse:
             rgb = _decode(probe, services)
@@ -147,12 +159,14 @@ async def verify(
                 result, choice = services.gallery.verify_person_face(rgb, person_id, face=face_a)
             except NoFaceError as exc:
                 raise _relabelled(exc, probe.label) from exc
+            require_live_face(proof, choice.face, services.pipeline)
             return _verify_result(result, choice)
 
         return await services.run_model(against_person)
     if body.has("image"):
         raise _choice_error("person_id is required with image (or send image_a and image_b)")
     a, b = body.image("image_a"), body.image("image_b")
+    proof = liveness_proof(request, body)
 
     def pair() -> VerifyResponse:
         answer = services.pipeline.verify_faces(
@@ -163,6 +177,7 @@ async def verify(
             search=search,
             labels=(a.label, b.label),
         )
+        require_live_face(proof, answer.a.face, services.pipeline)
         return _verify_result(answer.verification, answer.a, answer.b)
 
     return await services.run_model(pair)
@@ -189,20 +204,36 @@ def _relabelled(exc: NoFaceError, label: str) -> NoFaceError:
     "`identified` (person set), `unknown` (nobody scores above the threshold) or "
     "`ambiguous` (the best two are within the margin; person null, both reported). "
     "Whatever the decision, `candidate` is the closest enrolled person with its "
-    "`similarity` (so an unknown face still says who came nearest).",
+    "`similarity` (so an unknown face still says who came nearest). "
+    "`require_liveness: true` with `liveness_token` (or header `X-Liveness-Token`): the "
+    "photo's subject (most prominent face) must be the face that passed a liveness session "
+    "(POST /v1/liveness/sessions), else 422 `liveness_required`; the token is spent either "
+    "way.",
     responses=_ERRORS,
-    openapi_extra=image_body_doc({"image": False}, json_model=IdentifyJson, required=("image",)),
+    openapi_extra=image_body_doc(
+        {"image": False},
+        json_model=IdentifyJson,
+        text_fields=LIVENESS_FIELDS_DOC,
+        required=("image",),
+    ),
 )
 async def identify(
     request: Request,
     _: ReadAccess,
     services: ServicesDep,
 ) -> IdentifyResponse:
-    body = await read_image_body(request, services.settings, json_model=IdentifyJson)
+    body = await read_image_body(
+        request, services.settings, json_model=IdentifyJson, text_fields=LIVENESS_TEXT_FIELDS
+    )
     upload = body.image("image")
+    proof = liveness_proof(request, body)
 
     def work() -> IdentifyResponse:
         rgb = _decode(upload, services)
+        if proof is not None:
+            require_live_face(
+                proof, _subject(services.pipeline, rgb, upload.label), services.pipeline
+            )
         faces = services.gallery.identify(rgb)
         return IdentifyResponse(
             faces=[IdentifiedFace.from_core(f) for f in faces],
@@ -212,3 +243,11 @@ async def identify(
         )
 
     return await services.run_model(work)
+
+
+def _subject(pipeline: Pipeline, rgb: ImageArray, label: str) -> Face:
+    """The photo's most prominent face, embedded (:class:`NoFaceError` when none)."""
+    try:
+        return pipeline.choose_face(rgb, label=label).face
+    except NoFaceError as exc:
+        raise _relabelled(exc, label) from exc

@@ -180,8 +180,36 @@ export const api = {
     request("POST", "v1/detect", { form: imageForm({ image }), ...opts }),
   verify: (imageA, imageB, opts = {}) =>
     request("POST", "v1/verify", { form: imageForm({ image_a: imageA, image_b: imageB }), ...opts }),
-  identify: (image, opts = {}) =>
-    request("POST", "v1/identify", { form: imageForm({ image }), ...opts }),
+  /** livenessToken: spend a passed liveness session's token (require_liveness). */
+  identify: (image, { livenessToken = "", ...opts } = {}) =>
+    request("POST", "v1/identify", {
+      form: imageForm(
+        { image },
+        livenessToken ? { require_liveness: "true", liveness_token: livenessToken } : {},
+      ),
+      ...opts,
+    }),
+  /** Age, gender, expression and head pose of every face (a model's estimates). */
+  analyze: (image, opts = {}) =>
+    request("POST", "v1/analyze", {
+      form: imageForm({ image }, { attributes: "age,gender,expression,pose" }),
+      ...opts,
+    }),
+
+  /** Start an active liveness check: 2-3 challenges, a nonce and a deadline. */
+  startLiveness: (opts = {}) =>
+    request("POST", "v1/liveness/sessions", { json: { mirrored: false }, ...opts }),
+  /** Camera frames ({blob, t}) for a liveness session; answers its progress. */
+  sendLivenessFrames: (session, frames, opts = {}) => {
+    const form = new FormData();
+    form.append("nonce", session.nonce);
+    form.append("timestamps", frames.map((f) => f.t.toFixed(1)).join(","));
+    frames.forEach((f, i) => form.append("frame", f.blob, `frame-${i}.jpg`));
+    return request("POST", `v1/liveness/sessions/${encodeURIComponent(session.session_id)}/frames`, {
+      form,
+      ...opts,
+    });
+  },
 
   listPeople: ({ search = "", offset = 0, limit = 50 } = {}, opts = {}) =>
     request("GET", "v1/people", { query: { search, offset, limit }, ...opts }),

@@ -183,6 +183,9 @@ const ERROR_TEXT = {
   embedding_model_mismatch:
     "The gallery was built with a different recognition model than the server uses.",
   model_unavailable: "A recognition model is not installed on the server.",
+  liveness_required: "The liveness check was not passed for this face.",
+  spoof_detected: "The face looks like a photo or a screen held to the camera.",
+  too_many_sessions: "The server is running too many liveness checks; try again shortly.",
 };
 
 /** A caught error in words for the user. */

@@ -3,6 +3,7 @@
 
 import { api } from "../api.js";
 import { assignForm } from "./assign.js";
+import { grabFrame, livenessPanel } from "./liveness.js";
 import {
   announce,
   dropZone,
@@ -19,6 +20,50 @@ import {
 } from "../ui.js";
 
 const COLORS = { identified: "#1fa34a", unknown: "#e0a100", ambiguous: "#d2552d" };
+
+/** Intersection over union of two [x1, y1, x2, y2] boxes. */
+function iou(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const hh = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || hh <= 0) return 0;
+  const inter = w * hh;
+  return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
+}
+
+/** The attributes (from /v1/analyze) of the face at `bbox`, or null. */
+function attributesFor(analysis, bbox) {
+  if (!analysis || !analysis.faces) return null;
+  let best = null;
+  let bestIou = 0.3;
+  for (const face of analysis.faces) {
+    const o = iou(face.bbox, bbox);
+    if (o > bestIou) {
+      best = face;
+      bestIou = o;
+    }
+  }
+  return best;
+}
+
+/** One face's estimated attributes in words: "age about 52 (44–60) · male · happy · …". */
+function attributeText(a) {
+  const parts = [];
+  if (typeof a.age === "number") {
+    const range = a.age_range ? ` (${Math.round(a.age_range[0])}–${Math.round(a.age_range[1])})` : "";
+    parts.push(`age about ${Math.round(a.age)}${range}`);
+  }
+  if (a.gender) parts.push(`${a.gender.label}`);
+  if (a.expression) parts.push(a.expression.label);
+  if (a.pose) {
+    const yaw = Math.round(a.pose.yaw);
+    parts.push(
+      Math.abs(yaw) < 10
+        ? "facing the camera"
+        : `head turned ${Math.abs(yaw)}° towards the photo's ${yaw > 0 ? "right" : "left"}`,
+    );
+  }
+  return parts.join(" · ");
+}
 
 function cameraAvailable() {
   return Boolean(
@@ -171,6 +216,7 @@ function drawBoxes(canvas, img, answer) {
 export async function renderRecognise(ctx) {
   const urls = new UrlBag();
   let stream = null;
+  let challengeRun = 0; // bumped to stop a running liveness check
   let controller = null;
   let resizeObserver = null;
 
@@ -183,14 +229,28 @@ export async function renderRecognise(ctx) {
   });
 
   const video = h("video", { playsinline: true, muted: true, autoplay: true, "aria-label": "Camera preview" });
+  const liveBox = h("input", { type: "checkbox", id: "camera-liveness", checked: true });
+  const liveness = livenessPanel();
+  const takeButton = h(
+    "button",
+    { type: "button", class: "button primary", id: "take-photo", onclick: () => takePhoto() },
+    "Take photo",
+  );
   const cameraPanel = h(
     "div",
     { class: "camera stack", hidden: true },
     video,
+    liveness.element,
+    h(
+      "label",
+      { class: "check", for: "camera-liveness" },
+      liveBox,
+      " Check that a live person is in front of the camera first (a few moves: blink, turn, smile…)",
+    ),
     h(
       "div",
       { class: "actions start" },
-      h("button", { type: "button", class: "button primary", id: "take-photo", onclick: () => capture() }, "Take photo"),
+      takeButton,
       h("button", { type: "button", class: "button", onclick: () => stopCamera(true) }, "Stop camera"),
     ),
   );
@@ -205,7 +265,13 @@ export async function renderRecognise(ctx) {
   const status = h("div", { id: "recognise-status" });
   const stageHolder = h("div", { id: "recognise-stage" });
   const list = h("ol", { class: "results-list", id: "recognise-results" });
-  const resultRegion = h("div", { class: "stack", "aria-live": "polite" }, status, list);
+  const attrsNote = h(
+    "p",
+    { class: "hint", id: "attributes-note", hidden: true },
+    "Age, gender, expression and head pose are a model's estimates from this photo, " +
+      "not facts about the person; they can be wrong, and are never stored.",
+  );
+  const resultRegion = h("div", { class: "stack", "aria-live": "polite" }, status, list, attrsNote);
   const batchList = h("ol", { class: "photo-list batch-list", id: "recognise-batch" });
   const batchStatus = h("p", { class: "muted", id: "recognise-batch-status", "aria-live": "polite" });
   const batchSection = h(
@@ -242,8 +308,8 @@ export async function renderRecognise(ctx) {
   status.append(h("p", { class: "muted" }, "No photo yet."));
 
   /** Ask the server who is in `file`; the faces come back sorted from left to right. */
-  async function identify(file, signal) {
-    const answer = await api.identify(file, { signal });
+  async function identify(file, signal, livenessToken = "") {
+    const answer = await api.identify(file, { signal, livenessToken });
     const faces = [...(answer.faces || [])].sort((a, b) => a.bbox[0] - b.bbox[0]);
     return { ...answer, faces };
   }
@@ -256,11 +322,11 @@ export async function renderRecognise(ctx) {
       : "No face was found in this photo.";
   }
 
-  async function recogniseOne(file) {
+  async function recogniseOne(file, { livenessToken = "" } = {}) {
     controller?.abort();
     controller = new AbortController();
     batchSection.hidden = true;
-    await recognise(file, controller.signal);
+    await recognise(file, controller.signal, livenessToken);
   }
 
   /** Several photos: each is recognised in turn and listed; any can be shown in full. */
@@ -321,14 +387,18 @@ export async function renderRecognise(ctx) {
     announce(words);
   }
 
-  async function recognise(file, signal) {
+  async function recognise(file, signal, livenessToken = "") {
     resizeObserver?.disconnect();
     stageHolder.replaceChildren();
     list.replaceChildren();
+    attrsNote.hidden = true;
     status.replaceChildren(h("p", { class: "muted" }, spinner("Recognising"), " Recognising…"));
     let answer;
+    // The attributes are asked for alongside; without them the names still show.
+    const analysis = api.analyze(file, { signal }).catch(() => null);
     try {
-      answer = await identify(file, signal);
+      answer = await identify(file, signal, livenessToken);
+      answer = { ...answer, analysis: await analysis, live: Boolean(livenessToken) };
     } catch (exc) {
       if (exc.name === "AbortError" || !ctx.isCurrent()) return;
       status.replaceChildren(errorNotice(exc));
@@ -351,6 +421,16 @@ export async function renderRecognise(ctx) {
     const described = faces.map(describe);
     const summary = summaryOf(answer);
     status.replaceChildren(h("p", {}, summary, faces.length > 1 ? " From left to right:" : ""));
+    if (answer.live) {
+      status.prepend(
+        h(
+          "p",
+          { class: "notice ok", id: "liveness-result", dataset: { state: "passed" } },
+          "Liveness check passed: a live person was in front of the camera.",
+        ),
+      );
+    }
+    const attrs = faces.map((f) => attributesFor(answer.analysis, f.bbox));
     list.replaceChildren(
       ...described.map((d, i) => {
         const li = h(
@@ -359,6 +439,8 @@ export async function renderRecognise(ctx) {
           h("span", { class: `swatch ${d.kind}`, "aria-hidden": "true" }),
           h("span", { class: "face-line" }, `Face ${i + 1}: `, d.text),
         );
+        const words = attrs[i] ? attributeText(attrs[i]) : "";
+        if (words) li.append(h("div", { class: "face-attrs muted" }, `Estimated: ${words}`));
         if (d.kind !== "identified") {
           const button = h(
             "button",
@@ -406,6 +488,7 @@ export async function renderRecognise(ctx) {
         return li;
       }),
     );
+    attrsNote.hidden = !attrs.some(Boolean);
     canvas.setAttribute(
       "aria-label",
       faces.length
@@ -447,6 +530,9 @@ export async function renderRecognise(ctx) {
   }
 
   function stopCamera(focusButton) {
+    challengeRun += 1;
+    takeButton.disabled = false;
+    liveness.element.hidden = true;
     if (stream) for (const track of stream.getTracks()) track.stop();
     stream = null;
     video.srcObject = null;
@@ -455,6 +541,53 @@ export async function renderRecognise(ctx) {
       cameraButton.hidden = false;
       if (focusButton) cameraButton.focus();
     }
+  }
+
+  function takePhoto() {
+    if (liveBox.checked) runChallenge();
+    else capture();
+  }
+
+  /** Run a liveness challenge on the camera, then recognise a frame with its token. */
+  async function runChallenge() {
+    if (!video.videoWidth) return;
+    const run = ++challengeRun;
+    const current = () => run === challengeRun && ctx.isCurrent();
+    controller?.abort();
+    controller = new AbortController();
+    takeButton.disabled = true;
+    status.replaceChildren(h("p", { class: "muted" }, spinner("Starting"), " Starting the liveness check…"));
+    const result = await liveness.run(video, {
+      signal: controller.signal,
+      isCurrent: current,
+      onStarted: () =>
+        status.replaceChildren(h("p", { class: "muted" }, "Follow the instructions over the camera.")),
+    });
+    if (!result || !current()) return;
+    if (result.state === "passed") {
+      const frame = await grabFrame(video, 1280);
+      stopCamera(true);
+      if (frame) {
+        const file = new File([frame.blob], "camera.jpg", { type: "image/jpeg" });
+        await recogniseOne(file, { livenessToken: result.token });
+      }
+      return;
+    }
+    takeButton.disabled = false;
+    const words = `Liveness check failed: ${result.message} Nobody was recognised.`;
+    status.replaceChildren(
+      h(
+        "p",
+        {
+          class: "notice error",
+          role: "alert",
+          id: "liveness-result",
+          dataset: { state: "failed", reason: result.reason },
+        },
+        words,
+      ),
+    );
+    announce(words);
   }
 
   async function capture() {
