@@ -29,6 +29,7 @@ from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.routes import (
     admin,
     attributes,
+    library,
     liveness,
     monitors,
     people,
@@ -210,7 +211,17 @@ def create_app(
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(HostOriginMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
-    for module in (system, recognition, liveness, attributes, people, admin, monitors, transfer):
+    for module in (
+        system,
+        recognition,
+        liveness,
+        attributes,
+        people,
+        library,
+        admin,
+        monitors,
+        transfer,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     static = settings.static_dir or packaged_static_dir()
     if (static / "index.html").is_file():

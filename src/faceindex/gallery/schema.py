@@ -41,6 +41,10 @@ Layout:
   rows of an existing gallery stay plain until it is opened with a key, which converts them
   at once (:meth:`~faceindex.gallery.store.SqliteStore.seal_clear`); migrations cannot, as
   they never see the key.
+- Other components keep tables in the same file (API keys, the photo library). The photo
+  library's triggers fire on ``persons`` deletes and ``templates.person_id`` updates (see
+  :mod:`faceindex.library.store`): a future migration that rebuilds either table (which
+  drops its triggers) must re-create them.
 - migration 2 created the REST API's ``api_keys`` table in releases before 0.2; that table
   now belongs to :mod:`faceindex.apikeys` and its own migrations, so the step is a no-op
   here (kept so that version numbers stay stable for existing files).

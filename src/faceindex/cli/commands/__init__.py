@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "analyze",
     "verify",
     "gallery",
+    "library",
     "stats",
     "eval",
     "audit",
