@@ -28,6 +28,10 @@ Measured, at 480p, 720p and 1080p:
   tolerance 0.6 against the known encodings and ``face_distance`` for the best match),
   on the 720p clip (``--peer-all`` also at 480p and 1080p).
 
+With ``--expressions``: fps with tracking again, at every resolution, with ``watch
+--expressions`` on (each confirmed track's expression estimated at most every 3 frames,
+smoothed), beside the fps without, and the time per expression estimate.
+
 Targets: >= 25 fps at 720p with tracking on 2 cores, >= 5x the peer's fps, and identity
 accuracy per track no lower than the peer's. The CPUs may be shared: the load average is
 printed before and after, and fps figures are medians.
@@ -57,7 +61,7 @@ from faceindex.io.video import open_video
 from faceindex.pipeline import Pipeline
 from faceindex.types import BBox
 from faceindex.video.events import EventType
-from faceindex.video.watch import Watcher, shrink_detect
+from faceindex.video.watch import Watcher, WatchOptions, WatchStats, shrink_detect
 
 FACES = Path("/work/shared/dev-data/faces")
 FPS = 30.0
@@ -236,21 +240,34 @@ def score(
 
 
 def run_tracking(
-    path: Path, pipeline: Pipeline, gallery: Any
+    path: Path, pipeline: Pipeline, gallery: Any, options: WatchOptions | None = None
 ) -> tuple[float, list[list[Pred]], dict[int, str | None]]:
+    return run_watch(path, pipeline, gallery, options)[:3]
+
+
+def run_watch(
+    path: Path, pipeline: Pipeline, gallery: Any, options: WatchOptions | None = None
+) -> tuple[float, list[list[Pred]], dict[int, str | None], WatchStats, int]:
+    """fps, predictions, final identities, the watcher's stats, expression events."""
     preds: list[list[Pred]] = []
     final: dict[int, str | None] = {}
+    n_expr = 0
     with open_video(path) as video:
-        watcher = Watcher(pipeline, gallery, source=str(path), source_fps=video.info.fps)
+        watcher = Watcher(
+            pipeline, gallery, options=options, source=str(path), source_fps=video.info.fps
+        )
+        watcher.warm_up()
         start = time.perf_counter()
         for frame in video.frames():
             r = watcher.process(frame.image, frame.timestamp, frame.index)
             preds.append([(t.bbox, t.person, t.track_id) for t in r.tracks])
             final.update({e.track_id: e.person for e in r.events if e.event is EventType.LEFT})
+            n_expr += sum(e.event is EventType.EXPRESSION for e in r.events)
         events = watcher.finish()
         elapsed = time.perf_counter() - start
     final.update({e.track_id: e.person for e in events if e.event is EventType.LEFT})
-    return len(preds) / elapsed, preds, final
+    n_expr += sum(e.event is EventType.EXPRESSION for e in events)
+    return len(preds) / elapsed, preds, final, watcher.stats, n_expr
 
 
 def run_naive(
@@ -266,7 +283,7 @@ def run_naive(
             if faces:
                 vectors = pipeline.embedder.embed(frame.image, faces)
                 for f, a in zip(faces, ident.identify_vectors(vectors), strict=True):
-                    row.append((f.bbox, a.name, None))
+                    row.append((f.bbox, a.person.name if a.person else None, None))
             preds.append(row)
             if len(preds) >= limit:
                 break
@@ -332,6 +349,38 @@ def run_peer(path: Path, faces_dir: Path, limit: int) -> tuple[float, list[list[
 # -- main -------------------------------------------------------------------------------
 
 
+def expression_rows(
+    clips: dict[int, Path],
+    pipeline: Pipeline,
+    gallery: Any,
+    fps_track: dict[int, float],
+    repeats: int,
+) -> None:
+    options = WatchOptions(expressions=True)
+    rows = [["res", "fps", "fps --expressions", "runs", "estimates", "ms / estimate", "events"]]
+    for h, path in clips.items():
+        runs, stats, n_expr = [], WatchStats(), 0
+        for i in range(repeats):
+            fps, _, _, st, n = run_watch(path, pipeline, gallery, options)
+            runs.append(fps)
+            if i == 0:
+                stats, n_expr = st, n
+        per = 1000 * stats.expression_seconds / max(stats.expression_estimates, 1)
+        rows.append(
+            [
+                f"{h}p",
+                f"{fps_track[h]:.1f}",
+                f"{statistics.median(runs):.1f}",
+                " ".join(f"{r:.0f}" for r in runs),
+                str(stats.expression_estimates),
+                f"{per:.1f}",
+                str(n_expr),
+            ]
+        )
+    print("\nwatch --expressions (every 3rd frame per track, smoothed), decoding included:")
+    print(fmt_table(rows))
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {cpu_count()} CPUs"
@@ -348,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-all", action="store_true", help="run the peer at every resolution")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the clips in this folder")
+    ap.add_argument(
+        "--expressions", action="store_true", help="also fps with watch --expressions on"
+    )
     args = ap.parse_args(argv)
     if not args.make_video and args.video is None:
         ap.error("give a VIDEO or --make-video")
@@ -398,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print("\nfaceindex (yunet + fusion), frames per second, decoding included:")
         print(fmt_table(rows))
+        if args.expressions:
+            expression_rows(clips, pipeline, gallery, fps_track, args.repeats)
         lat = run_latency(clips[720], pipeline, gallery)
         print(
             f"\nlive-like 720p source pushed at {FPS:.0f} fps: latency median "

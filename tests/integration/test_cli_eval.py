@@ -113,3 +113,42 @@ def test_eval_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     bad.write_text("a,b\nx.jpg,y.jpg\n")  # no `same` column
     assert main(["eval", "pairs", str(bad)]) == 3
     capsys.readouterr()
+
+
+def test_eval_groups_auto(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--groups auto``: groups from the attribute models, said to be estimated."""
+    out = tmp_path / "auto"
+    argv = ["eval", "gallery", str(tree), "--enrol", "2", "--groups", "auto", "--out", str(out)]
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["groups_estimated"] is True
+    est = result["group_estimation"]
+    assert est["unit"] == "person" and est["faces_per_person"] == 10
+    assert "carry the models' own errors" in est["caveat"]
+    gender = est["groupings"]["gender"]
+    # four men (public figures): the gender model reads each person's photos as M
+    assert gender["counts"] == {"M": 4} and gender["undecided"] == []
+    assert set(est["groupings"]["age"]["assigned"]) == {"obama", "biden", "alex", "lin"}
+    assert [g["grouping"] for g in result["more_groups"]] == ["age"]
+    assert {g["group"] for g in result["groups"]["groups"]} == {"M"}
+    page = (out / "report.html").read_text()
+    assert "Groups: ESTIMATED, not labels" in page
+    assert json.loads((out / "report.json").read_text())["groups_estimated"] is True
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "groups ESTIMATED per person: " in text and "estimated apparent-age band" in text
+
+    # pairs: per person (the paths have person folders), or per photo when asked
+    pairs = ["eval", "pairs", str(tree / "pairs.csv"), "--groups", "auto", "--out", str(out)]
+    assert main([*pairs, "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)["group_estimation"]
+    assert est["unit"] == "person" and set(est["groupings"]["gender"]["assigned"]) == {
+        "obama",
+        "biden",
+        "alex",
+        "lin",
+    }
+    assert main([*pairs, "--json", "--group-unit", "photo"]) == 0
+    est = json.loads(capsys.readouterr().out)["group_estimation"]
+    assert est["unit"] == "photo" and "obama/obama.jpg" in est["groupings"]["gender"]["assigned"]
+    assert main(["eval", "pairs", str(tree / "pairs.csv"), "--group-unit", "photo"]) == 2

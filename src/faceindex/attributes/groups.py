@@ -1,11 +1,13 @@
 """Groups of people inferred by the attribute models, for per-group error rates when no
-labels exist (the intended ``faceindex eval --groups auto``).
+labels exist (``faceindex eval --groups auto``, :mod:`faceindex.eval.estimated_groups`).
 
 Each person's faces are estimated, and the person gets a group only when their faces
 agree: the majority gender (``"F"``/``"M"``, the labels of a ``groups.json``) when at
 least ``min_share`` of them vote for it, or the apparent-age band of the median age.
-Undecided people get no group, which the per-group rates count as unlabelled
-(:mod:`faceindex.eval.groups`). Inferred groups carry the models' errors
+A single photo (:func:`photo_group`) gets the gender only when the model's score reaches
+``min_score`` (0.9: docs/attributes.md reads a lower score as "unsure"), and the band of
+its apparent age. Undecided people and photos get no group, which the per-group rates
+count as unlabelled (:mod:`faceindex.eval.groups`). Inferred groups carry the models' errors
 (docs/attributes.md): report them as "as the model sees them", never as people's
 demographics, and prefer real labels when there are any.
 """
@@ -62,6 +64,21 @@ def vote(
     band = age_band(statistics.median(ages))
     share = sum(age_band(v) == band for v in ages) / len(ages)
     return InferredGroup(band, share, len(ages))
+
+
+def photo_group(
+    attributes: FaceAttributes, kind: GroupKind, *, min_score: float = 0.9
+) -> InferredGroup:
+    """The group of one photo's face: its gender when the score is at least ``min_score``
+    (``share`` is the score), or the band of its apparent age (``share`` 1)."""
+    if kind == "gender":
+        g = attributes.gender
+        if g is None:
+            return InferredGroup(None, 0.0, 0)
+        return InferredGroup(GENDER_GROUP[g.label] if g.score >= min_score else None, g.score, 1)
+    if attributes.age is None:
+        return InferredGroup(None, 0.0, 0)
+    return InferredGroup(age_band(attributes.age.years), 1.0, 1)
 
 
 def infer_groups(

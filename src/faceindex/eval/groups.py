@@ -23,14 +23,27 @@ Rules:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from faceindex.attributes.groups import InferredGroup
 from faceindex.eval.identification import json_float
+
+#: What every report of estimated groups says (``--groups auto``).
+ESTIMATED_CAVEAT = (
+    "groups estimated by the attribute models, not labels: they carry the models' own "
+    "errors (gender a few percent, unevenly across people; apparent age 5-15 years on one "
+    "photo: docs/attributes.md), so a group's rate mixes the system's errors with the "
+    "estimator's, and the undecided are left out. Read them as groups 'as the models see "
+    "them', never as people's demographics; prefer real labels (--groups FILE)."
+)
+#: How each estimated grouping is called where it is shown.
+GROUPING_TITLES = {"gender": "estimated gender", "age": "estimated apparent-age band"}
 
 
 def pair_group(group_a: str | None, group_b: str | None) -> str | None:
@@ -190,3 +203,74 @@ def group_rates(
         n_excluded=int((~in_group).sum()),
         names=names,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingBreakdown:
+    """The rates of one more grouping of the same trials (e.g. apparent-age band beside
+    gender): ``verification`` FMR/FNMR, ``open_set`` FPIR/FNIR (gallery only)."""
+
+    name: str
+    verification: GroupBreakdown | None
+    open_set: GroupBreakdown | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grouping": self.name,
+            "groups": None if self.verification is None else self.verification.to_dict(),
+            "open_set_groups": None if self.open_set is None else self.open_set.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatedGroups:
+    """Groups estimated by the attribute models (``--groups auto``), and who was left
+    undecided.
+
+    ``unit`` is what got a group: a ``"person"`` (a gallery folder, from the subject
+    faces of up to ``faces_per_person`` photos) or a ``"photo"`` (a pairs CSV path, as
+    written there). ``inferred[grouping][key]`` is that key's :class:`InferredGroup`
+    (group ``None``: undecided); ``no_face`` lists the keys without any face to estimate.
+    """
+
+    unit: Literal["person", "photo"]
+    inferred: Mapping[str, Mapping[str, InferredGroup]]
+    faces_per_person: int | None = None
+    no_face: tuple[str, ...] = ()
+    caveat: str = field(default=ESTIMATED_CAVEAT)
+
+    @property
+    def groupings(self) -> tuple[str, ...]:
+        return tuple(self.inferred)
+
+    def groups(self, grouping: str) -> dict[str, str]:
+        """``key -> group`` of the decided keys: the shape of a ``groups.json``."""
+        return {k: g.group for k, g in self.inferred[grouping].items() if g.group is not None}
+
+    def undecided(self, grouping: str) -> list[str]:
+        """The keys this grouping left without a group (no face, or no clear answer)."""
+        return sorted(k for k, g in self.inferred[grouping].items() if g.group is None)
+
+    def counts(self, grouping: str) -> dict[str, int]:
+        return dict(sorted(Counter(self.groups(grouping).values()).items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimated": True,
+            "unit": self.unit,
+            "faces_per_person": self.faces_per_person,
+            "caveat": self.caveat,
+            "no_face": list(self.no_face),
+            "groupings": {
+                name: {
+                    "title": GROUPING_TITLES.get(name, name),
+                    "counts": self.counts(name),
+                    "undecided": self.undecided(name),
+                    "assigned": {
+                        k: {"group": g.group, "share": round(g.share, 4), "faces": g.faces}
+                        for k, g in sorted(self.inferred[name].items())
+                    },
+                }
+                for name in self.groupings
+            },
+        }

@@ -20,7 +20,10 @@ Groups: a JSON object person -> group. The person of a CSV path is the name of t
 holding the photo (for ``person/photo.jpg``, its first component; for deeper or absolute
 paths, still the folder of the person); a key equal to the whole path, as written in the
 CSV, takes precedence, for flat folders. A trial belongs to a group when both its people
-are in it (see :mod:`faceindex.eval.groups`).
+are in it (see :mod:`faceindex.eval.groups`). ``more_groups`` names further groupings of
+the same people (``{"age": {person: band}}``), each measured the same way; results record
+in ``estimated_groups`` how groups were estimated when they were
+(:mod:`faceindex.eval.estimated_groups`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ from faceindex.errors import (
     NoFaceError,
     NotFoundError,
 )
-from faceindex.eval.groups import GroupBreakdown, group_of, group_rates, pair_group
+from faceindex.eval.groups import (
+    EstimatedGroups,
+    GroupBreakdown,
+    GroupingBreakdown,
+    group_of,
+    group_rates,
+    pair_group,
+)
 from faceindex.eval.identification import (
     IdentificationMetrics,
     cosine_search,
@@ -179,6 +189,16 @@ def _dumps(data: dict[str, Any], indent: int | None) -> str:
     return json.dumps(data, indent=indent, allow_nan=False)
 
 
+def _grouping_dict(
+    more: Sequence[GroupingBreakdown], estimated: EstimatedGroups | None
+) -> dict[str, Any]:
+    return {
+        "more_groups": [g.to_dict() for g in more],
+        "groups_estimated": estimated is not None,
+        "group_estimation": None if estimated is None else estimated.to_dict(),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class PairsResult:
     """What :func:`evaluate_pairs` measured. ``to_dict``/``to_json`` for machines."""
@@ -191,6 +211,8 @@ class PairsResult:
     n_failed_pairs: int
     verification: VerificationMetrics
     groups: GroupBreakdown | None
+    more_groups: tuple[GroupingBreakdown, ...] = ()
+    estimated_groups: EstimatedGroups | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +226,7 @@ class PairsResult:
             "n_failed_pairs": self.n_failed_pairs,
             "verification": self.verification.to_dict(),
             "groups": None if self.groups is None else self.groups.to_dict(),
+            **_grouping_dict(self.more_groups, self.estimated_groups),
             "group_rule": GROUP_RULE,
         }
 
@@ -221,6 +244,8 @@ def evaluate_pairs(
     root: str | Path | None = None,
     source: str = "",
     progress: ProgressFn | None = None,
+    more_groups: Mapping[str, Mapping[str, str]] | None = None,
+    estimated_groups: EstimatedGroups | None = None,
 ) -> PairsResult:
     """Verification figures of ``pairs`` (paths relative to ``root``, default: as given)."""
     if not pairs:
@@ -238,12 +263,13 @@ def evaluate_pairs(
     same = np.array([p.same for p in pairs], dtype=bool)
     if same.all() or not same.any():
         raise InvalidInputError("pairs need at least one genuine (same=1) and one impostor")
-    breakdown = None
-    if groups is not None:
-        trial_groups = [
-            pair_group(_group_of_path(p.a, groups), _group_of_path(p.b, groups)) for p in pairs
-        ]
-        breakdown = group_rates(scores, same, trial_groups, threshold=threshold)
+
+    def breakdown_of(g: Mapping[str, str]) -> GroupBreakdown:
+        trial_groups = [pair_group(_group_of_path(p.a, g), _group_of_path(p.b, g)) for p in pairs]
+        return group_rates(scores, same, trial_groups, threshold=threshold)
+
+    breakdown = None if groups is None else breakdown_of(groups)
+    more = tuple(GroupingBreakdown(n, breakdown_of(g)) for n, g in (more_groups or {}).items())
     rel = {base / p: p for pair in pairs for p in (pair.a, pair.b)}
     return PairsResult(
         source=source,
@@ -254,6 +280,8 @@ def evaluate_pairs(
         n_failed_pairs=int(np.isneginf(scores).sum()),
         verification=verification_metrics(scores, same, threshold=threshold, target_fmr=target_fmr),
         groups=breakdown,
+        more_groups=more,
+        estimated_groups=estimated_groups,
     )
 
 
@@ -266,6 +294,8 @@ def evaluate_pairs_csv(
     target_fmr: float = 1e-3,
     groups: Mapping[str, str] | None = None,
     progress: ProgressFn | None = None,
+    more_groups: Mapping[str, Mapping[str, str]] | None = None,
+    estimated_groups: EstimatedGroups | None = None,
 ) -> PairsResult:
     """:func:`evaluate_pairs` on a CSV file; missing photos are reported before any work."""
     path = Path(csv_path)
@@ -288,6 +318,8 @@ def evaluate_pairs_csv(
         root=base,
         source=str(path),
         progress=progress,
+        more_groups=more_groups,
+        estimated_groups=estimated_groups,
     )
 
 
@@ -412,6 +444,8 @@ class GalleryResult:
     verification: VerificationMetrics | None
     groups: GroupBreakdown | None
     open_set_groups: GroupBreakdown | None
+    more_groups: tuple[GroupingBreakdown, ...] = ()
+    estimated_groups: EstimatedGroups | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -429,6 +463,7 @@ class GalleryResult:
             "open_set_groups": (
                 None if self.open_set_groups is None else self.open_set_groups.to_dict()
             ),
+            **_grouping_dict(self.more_groups, self.estimated_groups),
             "group_rule": GROUP_RULE,
         }
 
@@ -451,6 +486,8 @@ def evaluate_gallery(
     target_fmr: float = 1e-3,
     unknown_people: Collection[str] | None = None,
     progress: ProgressFn | None = None,
+    more_groups: Mapping[str, Mapping[str, str]] | None = None,
+    estimated_groups: EstimatedGroups | None = None,
 ) -> GalleryResult:
     """Open-set identification on a folder per person (see :func:`split_gallery`).
 
@@ -495,22 +532,31 @@ def evaluate_gallery(
         verification = verification_metrics(
             trial_scores, same, threshold=threshold, target_fmr=target_fmr
         )
-    breakdown = open_breakdown = None
-    if groups is not None:
+
+    def breakdowns_of(g: Mapping[str, str]) -> tuple[GroupBreakdown | None, GroupBreakdown]:
         trial_groups = [
-            pair_group(group_of(label, groups), group_of(person, groups))
+            pair_group(group_of(label, g), group_of(person, g))
             for label in labels
             for person in outcomes.people
         ]
+        closed = None
         if trial_groups:
-            breakdown = group_rates(trial_scores, same, trial_groups, threshold=threshold)
-        open_breakdown = group_rates(
+            closed = group_rates(trial_scores, same, trial_groups, threshold=threshold)
+        open_set = group_rates(
             decision_scores(outcomes, margin=margin),
             outcomes.mated,
-            [group_of(label, groups) for label in labels],
+            [group_of(label, g) for label in labels],
             threshold=threshold,
             names=("FPIR", "FNIR"),
         )
+        return closed, open_set
+
+    breakdown = open_breakdown = None
+    if groups is not None:
+        breakdown, open_breakdown = breakdowns_of(groups)
+    more = tuple(
+        GroupingBreakdown(name, *breakdowns_of(g)) for name, g in (more_groups or {}).items()
+    )
     return GalleryResult(
         source=str(root),
         model_id=_model_id(embs),
@@ -523,4 +569,6 @@ def evaluate_gallery(
         verification=verification,
         groups=breakdown,
         open_set_groups=open_breakdown,
+        more_groups=more,
+        estimated_groups=estimated_groups,
     )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceindex.eval.groups import GroupBreakdown
+from faceindex.eval.groups import GROUPING_TITLES, EstimatedGroups, GroupBreakdown
 from faceindex.eval.identification import IdentificationMetrics
 from faceindex.eval.protocols import GalleryResult, PairsResult
 from faceindex.eval.verification import VerificationMetrics
@@ -240,21 +240,27 @@ def _plots(result: Result) -> list[tuple[str, str, Callable[[], bytes]]]:
             ("det.png", "DET", lambda: plot_det(v)),
             ("scores.png", "Score distributions", lambda: plot_scores(v)),
         ]
-    for name, g in _breakdowns(result):
-        plots.append(
-            (name, f"Per-group {g.names[0]}/{g.names[1]}", functools.partial(plot_groups, g))
-        )
+    for name, by, g in _breakdowns(result):
+        caption = f"Per-group {g.names[0]}/{g.names[1]}{by}"
+        plots.append((name, caption, functools.partial(plot_groups, g)))
     return plots
 
 
-def _breakdowns(result: Result) -> list[tuple[str, GroupBreakdown]]:
+def _breakdowns(result: Result) -> list[tuple[str, str, GroupBreakdown]]:
+    """(file name, " by <grouping>" or "", breakdown) of every per-group figure."""
+    estimated = result.estimated_groups
+    by = "" if estimated is None else f" by {_title(estimated.groupings[0])}"
     out = []
     if result.groups is not None and result.groups.groups:
-        out.append(("groups.png", result.groups))
+        out.append(("groups.png", by, result.groups))
     if isinstance(result, GalleryResult):
         g = result.open_set_groups
         if g is not None and g.groups:
-            out.append(("groups_open_set.png", g))
+            out.append(("groups_open_set.png", by, g))
+    for more in result.more_groups:
+        for suffix, b in (("", more.verification), ("_open_set", more.open_set)):
+            if b is not None and b.groups:
+                out.append((f"groups_{more.name}{suffix}.png", f" by {_title(more.name)}", b))
     return out
 
 
@@ -354,6 +360,34 @@ def _groups_html(g: GroupBreakdown, title: str) -> str:
     )
 
 
+def _title(grouping: str) -> str:
+    return GROUPING_TITLES.get(grouping, grouping)
+
+
+def _estimated_html(e: EstimatedGroups) -> str:
+    """The warning that the groups were estimated, their sizes and the undecided."""
+    unit = "people" if e.unit == "person" else "photos"
+    how = (
+        f"per person, from the subject faces of up to {e.faces_per_person} photos each"
+        if e.unit == "person"
+        else "per photo (two photos of one person may fall in different groups)"
+    )
+    rows = []
+    for name in e.groupings:
+        undecided = e.undecided(name)
+        shown = ", ".join(undecided[:50]) + (
+            f" and {len(undecided) - 50} more" if len(undecided) > 50 else ""
+        )
+        counts = ", ".join(f"{g}: {n}" for g, n in e.counts(name).items())
+        rows.append((_title(name), counts, f"{len(undecided)} {unit}: {shown or '-'}"))
+    return (
+        "<h2>Groups: ESTIMATED, not labels</h2>"
+        f"<p><strong>{html.escape(e.caveat)}</strong></p>"
+        f"<p>Estimated {html.escape(how)}.</p>"
+        + _table(rows, ["grouping", f"{unit} per group", "undecided (left out)"])
+    )
+
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -377,10 +411,23 @@ def render_html(result: Result, images: Sequence[tuple[str, str, bytes]]) -> str
         f"<p>Source: <code>{html.escape(result.source)}</code></p>",
         _table(_summary(result), ["measure", "value"]),
     ]
+    estimated = result.estimated_groups
+    if estimated is not None:
+        parts.append(_estimated_html(estimated))
+    main = "" if estimated is None else f" by {_title(estimated.groupings[0])}"
     if result.groups is not None:
-        parts.append(_groups_html(result.groups, "Per-group error rates"))
+        parts.append(_groups_html(result.groups, f"Per-group error rates{main}"))
     if isinstance(result, GalleryResult) and result.open_set_groups is not None:
-        parts.append(_groups_html(result.open_set_groups, "Per-group open-set rates"))
+        parts.append(_groups_html(result.open_set_groups, f"Per-group open-set rates{main}"))
+    for more in result.more_groups:
+        if more.verification is not None:
+            parts.append(
+                _groups_html(more.verification, f"Per-group error rates by {_title(more.name)}")
+            )
+        if more.open_set is not None:
+            parts.append(
+                _groups_html(more.open_set, f"Per-group open-set rates by {_title(more.name)}")
+            )
     parts.append("<h2>Figures</h2>")
     for _, caption, data in images:
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -14,6 +14,19 @@ for an unknown face. ``first_seen``/``last_seen`` are seconds into the video
 (``clock: "video"``) or Unix time for live sources (``clock: "wall"``); ``bbox`` is the box
 of the track's best-quality frame (``frame`` is its index).
 
+With ``watch --expressions``, the same stream carries expression changes of the tracks
+(smoothed: :mod:`faceindex.video.expressions`), with the same ``event``/``track_id``
+keys as the others::
+
+    {"event": "expression", "track_id": 3, "person": "Barack Obama", "person_id": 1,
+     "label": "happy", "score": 0.93, "t": 2.4, "frame": 72, "clock": "video",
+     "source": "clip.mp4"}
+
+``label`` is one of the 7 FER2013 classes, ``score`` its smoothed score, ``t`` when the
+change was confirmed (same clock as ``first_seen``). A track's first expression event
+follows its ``appeared`` event. Expressions are a model's reading of a face, not of a
+feeling (docs/attributes.md), and are never stored.
+
 The webhook posts each event as JSON from a background thread with a short timeout;
 failures are logged, never fatal, and a full queue drops events (logged) rather than
 slowing the video loop.
@@ -45,6 +58,7 @@ class EventType(enum.StrEnum):
     APPEARED = "appeared"
     IDENTIFIED = "identified"
     LEFT = "left"
+    EXPRESSION = "expression"
 
 
 class Clock(enum.StrEnum):
@@ -87,8 +101,45 @@ class TrackEvent:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ExpressionEvent:
+    """A track's smoothed expression changed (``watch --expressions``)."""
+
+    track_id: int
+    person: str | None
+    person_id: int | None
+    label: str
+    score: float
+    t: float
+    frame: int
+    clock: Clock
+    source: str
+
+    @property
+    def event(self) -> EventType:
+        return EventType.EXPRESSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": str(EventType.EXPRESSION),
+            "track_id": self.track_id,
+            "person": self.person,
+            "person_id": self.person_id,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "t": round(self.t, 3 if self.clock is Clock.VIDEO else 6),
+            "frame": self.frame,
+            "clock": str(self.clock),
+            "source": self.source,
+        }
+
+
+#: Anything a watcher reports.
+Event = TrackEvent | ExpressionEvent
+
+
 class EventSink(Protocol):
-    def emit(self, event: TrackEvent) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
     def close(self) -> None: ...
 
@@ -110,7 +161,7 @@ class JsonLinesSink:
             raise InvalidInputError(f"{p}: cannot write events ({exc.strerror})") from exc
         return cls(stream, owns=True)
 
-    def emit(self, event: TrackEvent) -> None:
+    def emit(self, event: Event) -> None:
         self.stream.write(json.dumps(event.as_dict(), ensure_ascii=False) + "\n")
         self.stream.flush()
 
@@ -137,7 +188,7 @@ class WebhookSink:
         self._thread = threading.Thread(target=self._run, name="faceindex-webhook", daemon=True)
         self._thread.start()
 
-    def emit(self, event: TrackEvent) -> None:
+    def emit(self, event: Event) -> None:
         try:
             self._queue.put_nowait(event.as_dict())
         except queue.Full:
@@ -194,8 +245,10 @@ class UnknownFaceSaver:
             ) from exc
         self.saved: list[Path] = []
 
-    def emit(self, event: TrackEvent) -> None:
-        if event.event is not EventType.LEFT or event.person is not None or event.sample is None:
+    def emit(self, event: Event) -> None:
+        if not isinstance(event, TrackEvent) or event.event is not EventType.LEFT:
+            return
+        if event.person is not None or event.sample is None:
             return
         import cv2
 

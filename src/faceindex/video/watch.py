@@ -22,6 +22,11 @@ decided, an identified track is re-checked every ``recheck_s`` (an identity swit
 occlusion is caught) and an unknown one every ``unknown_recheck_s`` (a face that turns to
 the camera later still gets recognised). Events (:mod:`faceindex.video.events`) come out of
 :meth:`process`.
+
+With ``expressions`` on, a confirmed track's expression is estimated on detection frames,
+at most every ``expression_every`` frames per track (all due faces of a frame in one
+call), and smoothed per track (:mod:`faceindex.video.expressions`); each confirmed change
+is an ``expression`` event, after the track's ``appeared``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceindex.attributes import Attribute, ExpressionEstimate
 from faceindex.pipeline import Pipeline
 from faceindex.quality import assess
 from faceindex.tracking.identity import (
@@ -45,10 +52,14 @@ from faceindex.tracking.identity import (
 )
 from faceindex.tracking.tracker import FaceTracker, Track
 from faceindex.types import BBox, Face, ImageArray, Landmarks
-from faceindex.video.events import Clock, EventType, TrackEvent
+from faceindex.video.events import Clock, Event, EventType, ExpressionEvent, TrackEvent
+from faceindex.video.expressions import ExpressionChange, ExpressionSmoother, SmoothingOptions
 from faceindex.video.recognition import Identifier, Recognizer
 
 log = logging.getLogger(__name__)
+
+#: ``expressions(image, faces)``: each face's expression (None where none was estimable).
+ExpressionFn = Callable[[ImageArray, Sequence[Face]], Sequence[ExpressionEstimate | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,11 @@ class WatchOptions:
     sample_margin: float = 0.5
     #: Recognise faces at all (False: tracking only, every face unknown, no embeddings).
     recognize: bool = True
+    #: Estimate each confirmed track's expression and report its changes.
+    expressions: bool = False
+    #: At most one expression estimate per track every this many frames (detection frames).
+    expression_every: int = 3
+    expression_smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +121,7 @@ class FrameResult:
     timestamp: float
     tracks: tuple[TrackView, ...]
     detected: bool
-    events: tuple[TrackEvent, ...]
+    events: tuple[Event, ...]
 
 
 @dataclass(slots=True)
@@ -115,6 +131,8 @@ class WatchStats:
     tracks: int = 0
     seconds: float = 0.0
     detect_seconds: float = 0.0
+    expression_estimates: int = 0
+    expression_seconds: float = 0.0
 
 
 class DetectionScheduler:
@@ -167,6 +185,12 @@ class _TrackInfo:
     last_submit: float = -math.inf
     in_flight: int = 0
     detected_box: BBox | None = None
+    smoother: ExpressionSmoother | None = None
+    last_expression_frame: int = -(10**9)
+    #: The latest confirmed expression change, and the frame it was confirmed on.
+    expression: ExpressionChange | None = None
+    expression_frame: int = 0
+    expression_announced: ExpressionChange | None = None
 
 
 def shrink_detect(pipeline: Pipeline, image: ImageArray, max_side: int) -> tuple[Face, ...]:
@@ -223,6 +247,7 @@ class Watcher:
         clock: Clock = Clock.VIDEO,
         source_fps: float | None = None,
         live: bool = False,
+        expression_fn: ExpressionFn | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.options = o = options or WatchOptions()
@@ -240,6 +265,17 @@ class Watcher:
         self.stats = WatchStats()
         self._pending_cost: tuple[bool, float, float] | None = None
         self._info: dict[int, _TrackInfo] = {}
+        if o.expression_every < 1:
+            raise ValueError(f"expression_every must be >= 1, got {o.expression_every}")
+        self._expression_fn = expression_fn
+        if o.expressions and expression_fn is None:
+            self._expression_fn = analyzer_expression_fn()
+
+    def warm_up(self) -> None:
+        """Load the expression model now, if expressions are on (else on first use)."""
+        warm = getattr(self._expression_fn, "warm_up", None)
+        if callable(warm):
+            warm()
 
     def process(self, image: ImageArray, timestamp: float, frame_index: int) -> FrameResult:
         start = time.perf_counter()
@@ -248,7 +284,7 @@ class Watcher:
             cost = start - began - (self.recognizer.seconds - embed_s)
             self.scheduler.record(detected=was_detection, cost_s=max(0.0, cost))
             self._pending_cost = None
-        events: list[TrackEvent] = []
+        events: list[Event] = []
         self._apply_votes(events)
         detected = self.scheduler.due()
         embed_s = self.recognizer.seconds
@@ -263,6 +299,7 @@ class Watcher:
         for track in self.tracker.tracks:
             if track.confirmed:
                 events.extend(self._maybe_announce(track, timestamp))
+                events.extend(self._expression_events(track))
         views = tuple(self._view(t, timestamp) for t in self.tracker.tracks if t.confirmed)
         elapsed = time.perf_counter() - start
         if self.live:  # recognition runs on its own thread: all of this is frame cost
@@ -273,10 +310,10 @@ class Watcher:
         self.stats.seconds += elapsed
         return FrameResult(frame_index, timestamp, views, detected, tuple(events))
 
-    def finish(self) -> tuple[TrackEvent, ...]:
+    def finish(self) -> tuple[Event, ...]:
         """End of stream: wait for pending recognitions, then every track leaves."""
         self.recognizer.wait()
-        events: list[TrackEvent] = []
+        events: list[Event] = []
         self._apply_votes(events)
         for track in self.tracker.flush():
             events.extend(self._retire(track))
@@ -309,6 +346,8 @@ class Watcher:
             )
         for info in self._info.values():
             info.detected_box = None
+        if o.expressions:
+            self._estimate_expressions(image, update.matched, timestamp, frame_index)
         for track, face in update.matched:
             info = self._info[track.id]
             info.detected_box = face.bbox
@@ -324,6 +363,60 @@ class Watcher:
                 info.in_flight += 1
                 info.last_submit = timestamp
 
+    def _estimate_expressions(
+        self,
+        image: ImageArray,
+        matched: Sequence[tuple[Track, Face]],
+        timestamp: float,
+        frame_index: int,
+    ) -> None:
+        o = self.options
+        due = [
+            (self._info[track.id], face)
+            for track, face in matched
+            if track.confirmed
+            and frame_index - self._info[track.id].last_expression_frame >= o.expression_every
+        ]
+        if not due or self._expression_fn is None:
+            return
+        t = time.perf_counter()
+        found = self._expression_fn(image, [face for _, face in due])
+        self.stats.expression_seconds += time.perf_counter() - t
+        self.stats.expression_estimates += len(due)
+        for (info, _), estimate in zip(due, found, strict=True):
+            info.last_expression_frame = frame_index
+            if estimate is None:
+                continue
+            if info.smoother is None:
+                info.smoother = ExpressionSmoother(o.expression_smoothing)
+            change = info.smoother.update(timestamp, estimate.scores)
+            if change is not None:
+                info.expression, info.expression_frame = change, frame_index
+
+    def _expression_events(self, track: Track) -> list[Event]:
+        """The track's confirmed expression change, once it has been announced."""
+        info = self._info.get(track.id)
+        if info is None or not info.announced or info.expression is info.expression_announced:
+            return []
+        change = info.expression
+        info.expression_announced = change
+        if change is None:
+            return []
+        d = info.decision
+        return [
+            ExpressionEvent(
+                track_id=track.id,
+                person=d.person,
+                person_id=d.person_id if d.person else None,
+                label=str(change.label),
+                score=change.score,
+                t=change.t,
+                frame=info.expression_frame,
+                clock=self.clock,
+                source=self.source,
+            )
+        ]
+
     def _wants_vote(self, info: _TrackInfo, timestamp: float) -> bool:
         o = self.options
         if info.in_flight:
@@ -334,7 +427,7 @@ class Watcher:
         every = o.recheck_s if status is IdentityStatus.IDENTIFIED else o.unknown_recheck_s
         return every > 0 and timestamp - info.last_submit >= every
 
-    def _apply_votes(self, events: list[TrackEvent]) -> None:
+    def _apply_votes(self, events: list[Event]) -> None:
         for rec in self.recognizer.results():
             info = self._info.get(rec.track_id)
             if info is None:  # the track was dropped meanwhile
@@ -345,7 +438,7 @@ class Watcher:
             if track is not None and info.announced:
                 events.extend(self._maybe_reannounce(track, info))
 
-    def _maybe_announce(self, track: Track, timestamp: float) -> list[TrackEvent]:
+    def _maybe_announce(self, track: Track, timestamp: float) -> list[Event]:
         info = self._info[track.id]
         if info.announced:
             return []
@@ -359,7 +452,7 @@ class Watcher:
         info.announced_person = info.decision.person_id if info.decision.person else None
         return [self._event(EventType.APPEARED, track, info)]
 
-    def _maybe_reannounce(self, track: Track, info: _TrackInfo) -> list[TrackEvent]:
+    def _maybe_reannounce(self, track: Track, info: _TrackInfo) -> list[Event]:
         person = info.decision.person_id if info.decision.person else None
         if info.decision.status is IdentityStatus.PENDING or person == info.announced_person:
             return []
@@ -369,15 +462,18 @@ class Watcher:
         info.announced_person = person
         return [self._event(EventType.IDENTIFIED, track, info)]
 
-    def _retire(self, track: Track) -> list[TrackEvent]:
-        info = self._info.pop(track.id, None)
+    def _retire(self, track: Track) -> list[Event]:
+        info = self._info.get(track.id)
         if info is None or not track.confirmed:
+            self._info.pop(track.id, None)
             return []
-        out = []
+        out: list[Event] = []
         if not info.announced:
             info.announced = True
             out.append(self._event(EventType.APPEARED, track, info))
+        out.extend(self._expression_events(track))
         out.append(self._event(EventType.LEFT, track, info))
+        del self._info[track.id]
         return out
 
     def _event(self, kind: EventType, track: Track, info: _TrackInfo) -> TrackEvent:
@@ -411,13 +507,34 @@ class Watcher:
         return next((t for t in self.tracker.tracks if t.id == track_id), None)
 
 
+def analyzer_expression_fn() -> ExpressionFn:
+    """Expressions from the attribute models' expression backend (loaded on first use;
+    ``warm_up`` loads it now)."""
+    from faceindex.attributes.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer({Attribute.EXPRESSION})
+
+    class _Expressions:
+        def __call__(
+            self, image: ImageArray, faces: Sequence[Face]
+        ) -> Sequence[ExpressionEstimate | None]:
+            return [a.expression for a in analyzer.estimate(image, faces)]
+
+        def warm_up(self) -> None:
+            analyzer.warm_up()
+
+    return _Expressions()
+
+
 __all__ = [
     "DetectionScheduler",
+    "ExpressionFn",
     "FrameResult",
     "TrackView",
     "WatchOptions",
     "WatchStats",
     "Watcher",
+    "analyzer_expression_fn",
     "cut_sample",
     "shrink_detect",
 ]

@@ -116,3 +116,21 @@ def no_faces(n: int = 30) -> list[np.ndarray]:
         noise = rng.integers(0, 12, f.shape, dtype=np.uint8)
         frames.append(np.ascontiguousarray(f + noise))
     return frames
+
+
+#: Where the face box of each photo starts (detector boxes of the fixture photos): the
+#: expression scene pastes them so that the faces fall on the same spot.
+FACE_TOP_LEFT = {"obama.jpg": (156, 38), "obama2.jpg": (81, 94)}
+
+
+def expression_change(n: int = 75, switch: int = 35, flicker: int = 17) -> list[np.ndarray]:
+    """One face spot: obama.jpg (smiling: ``happy``) up to frame ``switch``, except one
+    frame (``flicker``) of obama2.jpg (talking: read as ``angry``), then obama2.jpg."""
+    spot = (250, 150)
+    placed = {
+        name: (photo(name), spot[0] - x, spot[1] - y) for name, (x, y) in FACE_TOP_LEFT.items()
+    }
+    return [
+        compose([placed["obama.jpg" if i < switch and i != flicker else "obama2.jpg"]])
+        for i in range(n)
+    ]

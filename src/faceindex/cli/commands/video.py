@@ -94,6 +94,19 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--no-gallery", action="store_true", help="track faces without recognising anyone"
     )
+    p.add_argument(
+        "--expressions",
+        action="store_true",
+        help="also report when a face's expression changes (smoothed over frames; a model's "
+        "reading of a face, not of a feeling: docs/attributes.md)",
+    )
+    p.add_argument(
+        "--expression-every",
+        type=int,
+        default=3,
+        metavar="K",
+        help="estimate each face's expression at most every K frames (default 3)",
+    )
     add_gallery_options(p)
     add_model_options(p, embedder=True)
     p.set_defaults(handler=watch)
@@ -163,6 +176,8 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
         return ctx.out.usage("--detect-every must be at least 1")
     if args.reconnect < 1 or args.timeout <= 0:
         return ctx.out.usage("--reconnect must be at least 1 and --timeout positive")
+    if args.expression_every < 1:
+        return ctx.out.usage("--expression-every must be at least 1")
     pipeline = ctx.pipeline
     gallery = None if args.no_gallery else _gallery(ctx, required=False)
     identifier: Identifier = gallery if gallery is not None else NobodyIdentifier()
@@ -188,6 +203,8 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
             detect_max_side=args.detect_size,
             detect_every=args.detect_every,
             absence_timeout_s=args.absence,
+            expressions=args.expressions,
+            expression_every=args.expression_every,
         )
         if ctx.out.json:
             sinks.append(JsonLinesSink(ctx.out.stdout))
@@ -195,7 +212,7 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
             # the longest an event is reported after it happened: announced at the latest
             # after the decision timeout, gone after the absence timeout (plus a frame gap)
             lag = options.decision_timeout_s + options.absence_timeout_s + 1.0
-            human = output.HumanEventSink(ctx.out, wall=wall, delay_s=lag)
+            human = _HumanSink(ctx.out, wall=wall, delay_s=lag)
             sinks.append(human)
         if args.events:
             sinks.append(JsonLinesSink.to_file(args.events))
@@ -218,6 +235,7 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
             source_fps=info.fps,
             live=info.live,
         )
+        watcher.warm_up()
         log.info("watching %s (%dx%d, %s fps)", info.description, info.width, info.height, info.fps)
         try:
             for frame in source.frames():
@@ -258,7 +276,30 @@ def watch(args: argparse.Namespace, ctx: CliContext) -> int:
         elapsed = time.monotonic() - start
         embedded = watcher.recognizer.embeddings
         ctx.out.note(output.watch_summary(frames, elapsed, watcher.stats, embedded, dropped))
+        n = watcher.stats.expression_estimates
+        if args.expressions and n:
+            ms = 1000.0 * watcher.stats.expression_seconds / n
+            ctx.out.note(f"{output.plural(n, 'expression estimate')}, {ms:.1f} ms each")
     return OK
+
+
+class _HumanSink(output.HumanEventSink):
+    """The timeline, with a line for expression events (``--expressions``)."""
+
+    @staticmethod
+    def moment(event: Any) -> float:
+        if str(event.event) == "expression":
+            return float(event.t)
+        return output.HumanEventSink.moment(event)
+
+    def event_text(self, at: float, event: Any) -> str:
+        if str(event.event) != "expression":
+            return super().event_text(at, event)
+        who = event.person or "unknown"
+        return (
+            f"[{output.clock(at, self.wall)}] {'expression':<10} #{event.track_id} {who}: "
+            f"{event.label} ({event.score:.2f})"
+        )
 
 
 def _dispatch(sinks: list[EventSink], events: Any, identified: set[int]) -> None:
