@@ -151,6 +151,23 @@ def is_crop_fallback(face: Face) -> bool:
     return bool(np.allclose(marks.points, _template_landmarks(box.x2, box.y2), atol=1e-3))
 
 
+def with_quality_floor(
+    result: Verification, faces: Sequence[Face], reject_below: float | None
+) -> Verification:
+    """``result`` with the pair's quality (the lower of its faces' quality scores), marked
+    unsure (:attr:`~faceindex.types.Decision.UNSURE`) when that is under ``reject_below``.
+
+    Why the lower of the two: a comparison is as good as its worse face
+    (docs/robustness.md: the error-versus-reject curve of this pair quality). A face
+    without a quality cannot pass a floor, so it is unsure too.
+    """
+    scores = [f.quality.score if f.quality is not None else None for f in faces]
+    known = [q for q in scores if q is not None]
+    quality = min(known) if known and len(known) == len(scores) else None
+    unsure = reject_below is not None and (quality is None or quality < reject_below)
+    return dataclasses.replace(result, quality=quality, unsure=unsure)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -331,12 +348,15 @@ class Pipeline:
         face_b: int | None = None,
         search: bool = False,
         labels: tuple[str, str] | None = None,
+        reject_below: float | None = None,
     ) -> PairVerification:
         """Are face ``face_a`` of photo ``a`` and face ``face_b`` of photo ``b`` the same
         person? (Default: the subject of each, its most prominent face.)
 
         ``search``: is A's face anyone in B? It is compared with every face of B and the
-        best is answered (``face_b`` must then be left out).
+        best is answered (``face_b`` must then be left out). ``reject_below``: a quality
+        floor; when either face's quality score is under it the answer is unsure
+        (:func:`with_quality_floor`).
         """
         if search and face_b is not None:
             raise InvalidInputError("give face_b or search, not both")
@@ -355,6 +375,7 @@ class Pipeline:
             chosen = self._with_quality(image, embedded[best : best + 1])[0]
             second = FaceChoice(faces, best, chosen)
         result = self.compare(first.embedding, second.embedding)
+        result = with_quality_floor(result, (first.face, second.face), reject_below)
         return PairVerification(result, first, second)
 
     def small_face(self, image: ImageArray) -> Face | None:

@@ -192,22 +192,35 @@ class Face:
 class Decision(enum.StrEnum):
     MATCH = "match"
     NO_MATCH = "no_match"
+    #: No answer: a face's quality was below the floor the caller asked for
+    #: (``reject_below``), so neither "same" nor "different" would be trustworthy.
+    UNSURE = "unsure"
 
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """The answer to "are these two faces the same person?"."""
+    """The answer to "are these two faces the same person?".
+
+    ``unsure``: the comparison was made but is not trusted (a face's quality was below the
+    caller's floor); ``match`` is then False and ``decision`` is ``UNSURE``, never a
+    silent match or non-match. ``quality`` is the lower of the two faces' quality scores
+    when it is known.
+    """
 
     similarity: float
     threshold: float
     model_id: str
+    unsure: bool = False
+    quality: float | None = None
 
     @property
     def match(self) -> bool:
-        return self.similarity >= self.threshold
+        return not self.unsure and self.similarity >= self.threshold
 
     @property
     def decision(self) -> Decision:
+        if self.unsure:
+            return Decision.UNSURE
         return Decision.MATCH if self.match else Decision.NO_MATCH
 
 
@@ -218,6 +231,9 @@ class IdentDecision(enum.StrEnum):
     UNKNOWN = "unknown"
     #: The best person passed the threshold but did not lead the runner-up by the margin.
     AMBIGUOUS = "ambiguous"
+    #: The face's quality was below the floor the caller asked for (``reject_below``): no
+    #: name is given, whoever came closest (``best`` still says who and how close).
+    UNSURE = "unsure"
 
 
 @dataclass(frozen=True, slots=True)

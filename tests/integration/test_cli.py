@@ -84,7 +84,8 @@ def test_verify_exit_codes_and_json(capsys: pytest.CaptureFixture[str], fixtures
     )
     result = json.loads(out)
     assert code == 0 and result["match"] is True
-    assert set(result) == {"similarity", "match", "threshold", "model"}
+    assert {"similarity", "match", "threshold", "model", "face_a", "face_b"} <= set(result)
+    assert result["faces_a"] == [result["bbox_a"]] and result["face_b"] == 0
     assert result["similarity"] >= result["threshold"]
     code, out, _ = run(
         capsys, "verify", str(fixtures_dir / "obama.jpg"), str(fixtures_dir / "biden.jpg")
@@ -127,12 +128,12 @@ def test_verify_pairs_file(
         "obama.jpg,biden.jpg,0,y\n"
         "obama.jpg,broken.jpg,1,z\n"
         "missing.jpg,obama.jpg,1,w\n"
-        "two_people.jpg,obama2.jpg,1,largest face is used\n"
+        "two_people.jpg,obama2.jpg,1,the subject (most prominent face: Obama) is used\n"
     )
     code, out, _ = run(capsys, "verify", "--pairs", str(csv_path), "--root", str(photos), "--json")
     assert code == 8
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r.get("match") for r in rows] == [True, False, None, None, False]
+    assert [r.get("match") for r in rows] == [True, False, None, None, True]
     assert rows[2]["error"]["code"] == "image_decode_error"
     assert rows[3]["error"]["code"] == "not_found"
     assert set(rows[0]) == {"a", "b", "similarity", "match"}

@@ -14,6 +14,7 @@
 | 9 | storage error |
 | 10 | conflict (e.g. embeddings of different models) |
 | 11 | a face was judged a spoof (a photo or a screen) where a live person was required |
+| 12 | ``verify A B --reject-below Q``: unsure, a face's quality was under Q (no decision) |
 | 70 | internal error (a bug: please report it) |
 | 130 | interrupted (Ctrl+C) |
 """
@@ -26,6 +27,7 @@ OK = 0
 NO_MATCH = 1
 USAGE = 2
 PARTIAL_FAILURE = 8
+UNSURE = 12
 INTERNAL = 70
 
 #: Every exit code and what it means, in the words of ``faceindex --help``.
@@ -45,6 +47,7 @@ MEANINGS: tuple[tuple[int, str], ...] = (
     (9, "storage error (the gallery file cannot be read or written)"),
     (10, "conflict (e.g. embeddings of different models)"),
     (11, "spoof: a face was judged a photo or a screen where a live person was required"),
+    (UNSURE, "verify --reject-below: unsure, a face's quality was under the floor"),
     (INTERNAL, "internal error (a bug: please report it)"),
     (130, "interrupted (Ctrl+C)"),
 )

@@ -280,16 +280,24 @@ def detect_text(path: str, faces: Sequence[Face]) -> str:
 
 
 def verification_json(v: Verification) -> dict[str, Any]:
-    return {
+    """``match`` is null when the answer is ``unsure`` (``decision``): not a silent false."""
+    out: dict[str, Any] = {
         "similarity": round(v.similarity, 6),
-        "match": v.match,
+        "match": None if v.unsure else v.match,
+        "decision": str(v.decision),
         "threshold": v.threshold,
         "model": v.model_id,
     }
+    if v.quality is not None:
+        out["quality"] = round(v.quality, 3)
+    return out
 
 
 def verification_text(v: Verification) -> str:
     verdict = "same person" if v.match else "different people"
+    if v.unsure:
+        q = "unknown" if v.quality is None else f"{v.quality:.2f}"
+        verdict = f"unsure (face quality {q} is under the floor asked for)"
     return (
         f"{verdict}: similarity {v.similarity:.3f} "
         f"(threshold {v.threshold:.3f}, model {v.model_id})"
@@ -322,13 +330,26 @@ def pair_verification_text(pair: PairVerification) -> str:
     return "\n".join(lines)
 
 
-def pair_json(a: str, b: str, result: Verification | FaceIndexError) -> dict[str, Any]:
-    """One line of ``verify --pairs``: the comparison, or why it could not be made."""
+def pair_json(
+    a: str, b: str, result: Verification | FaceIndexError, *, decision: bool = False
+) -> dict[str, Any]:
+    """One line of ``verify --pairs``: the comparison, or why it could not be made.
+    ``decision`` (under ``--reject-below``): add ``decision`` (``match``, ``no_match`` or
+    ``unsure``, when ``match`` is null) and the pair's ``quality``."""
     from faceindex.errors import FaceIndexError
 
     if isinstance(result, FaceIndexError):
         return {"a": a, "b": b, "error": error_json(result)}
-    return {"a": a, "b": b, "similarity": round(result.similarity, 6), "match": result.match}
+    out: dict[str, Any] = {
+        "a": a,
+        "b": b,
+        "similarity": round(result.similarity, 6),
+        "match": None if result.unsure else result.match,
+    }
+    if decision:
+        out["decision"] = str(result.decision)
+        out["quality"] = None if result.quality is None else round(result.quality, 3)
+    return out
 
 
 def pair_text(record: Mapping[str, Any]) -> str:
@@ -336,6 +357,8 @@ def pair_text(record: Mapping[str, Any]) -> str:
     if "error" in record:
         return f"{a}  {b}  error: {record['error']['message']}"
     verdict = "match" if record["match"] else "no match"
+    if record.get("decision") == "unsure":
+        verdict = "unsure (face quality too low)"
     return f"{a}  {b}  {record['similarity']:.3f}  {verdict}"
 
 
@@ -467,7 +490,11 @@ def identify_text(path: str, faces: Sequence[Identification]) -> str:
     for f in faces:
         who = f.person.name if f.person else "unknown"
         sim = f" similarity {f.similarity:.3f}" if f.similarity is not None else ""
-        if f.decision == "ambiguous" and f.best and f.runner_up:
+        if f.decision == "unsure":
+            q = f"{f.quality.score:.2f}" if f.quality is not None else "unknown"
+            closest = f"; closest: {f.best.name} {f.best.similarity:.3f}" if f.best else ""
+            who, sim = f"unsure (face quality {q} is under the floor asked for{closest})", ""
+        elif f.decision == "ambiguous" and f.best and f.runner_up:
             who = f"unknown (ambiguous: {f.best.name} or {f.runner_up.name})"
         elif f.person is None and f.best is not None:
             # Why "unknown": who came closest, and how far from the decision that was.

@@ -30,18 +30,18 @@ import numpy as np
 from faceindex.calibration import Calibration
 from faceindex.config import Settings
 from faceindex.crypto import TemplateKey
-from faceindex.errors import NotFoundError
+from faceindex.errors import InvalidInputError, NotFoundError
 from faceindex.gallery import migration
 from faceindex.gallery.enrolment import Enroller, EnrolmentReport
 from faceindex.gallery.records import CALIBRATION_KEY, GalleryRecords
 from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.searcher import Expectations, Searcher, SearchPolicy
-from faceindex.gallery.store import SqliteStore
+from faceindex.gallery.store import Person, SqliteStore
 from faceindex.gallery.transfer import ImportReport, import_gallery
 from faceindex.io.image import ImageSource
 from faceindex.pipeline import FaceChoice, Pipeline
 from faceindex.search import AggregationRule
-from faceindex.types import Identification, Verification
+from faceindex.types import BBox, Embedding, Identification, Verification
 
 
 class Gallery(GalleryRecords):
@@ -193,16 +193,86 @@ class Gallery(GalleryRecords):
             force=force,
         )
 
+    def enroll_embeddings(
+        self,
+        name: str,
+        embeddings: Sequence[Embedding],
+        *,
+        person_id: int | None = None,
+        sources: Sequence[tuple[str, str] | None] | None = None,
+        bboxes: Sequence[BBox | None] | None = None,
+        qualities: Sequence[float | None] | None = None,
+    ) -> tuple[Person, list[int]]:
+        """Add faces already embedded elsewhere (the photo library's clusters) as templates
+        of a person: ``person_id``, else the person named ``name`` (regardless of case),
+        created if there is none. ``sources[i]``: (photo path, SHA-256 of its bytes) or
+        None; the photo is recorded for the person, without its bytes, so that enrolling
+        the same file later is a duplicate. No quality gate or cross-person check: the
+        caller vouches for the faces (a user naming a cluster). One transaction, audited
+        (``enroll``, decision ``accepted``, ``details.via = "embeddings"``); returns the
+        person and the new template ids."""
+        n = len(embeddings)
+        for given in (sources, bboxes, qualities):
+            if given is not None and len(given) != n:
+                raise InvalidInputError("sources, bboxes and qualities must name each embedding")
+        ids: list[int] = []
+        with self._store.transaction() as conn:
+            if person_id is not None:
+                if not self._store.person_exists(conn, person_id):
+                    raise NotFoundError(f"no person #{person_id}", person=person_id)
+                pid = person_id
+            else:
+                found = self._store.find_person_id(conn, name)
+                pid = found if found is not None else self._store.create_person(conn, name)
+            for i, embedding in enumerate(embeddings):
+                photo_id = None
+                source = sources[i] if sources is not None else None
+                if source is not None:
+                    path, digest = source
+                    if pid not in self._store.photo_owners(digest):
+                        photo_id = self._store.add_photo(conn, pid, digest, source=path, data=None)
+                template_id = self._store.add_template(
+                    conn,
+                    pid,
+                    embedding,
+                    photo_id=photo_id,
+                    quality=qualities[i] if qualities is not None else None,
+                    bbox=bboxes[i] if bboxes is not None else None,
+                )
+                ids.append(template_id)
+            self._store.audit(
+                conn,
+                "enroll",
+                actor=self.current_actor(),
+                person_id=pid,
+                decision="accepted",
+                details={"template_ids": ids, "via": "embeddings"},
+            )
+        self._refresh_index()
+        return self._store.person(pid), ids
+
+    @property
+    def sealer(self) -> Sealer:
+        """How this gallery's file seals blobs (its template key, or none): for components
+        keeping tables of their own in the file (the photo library)."""
+        return self._store.sealer
+
     # -- search -------------------------------------------------------------------------
 
-    def identify(self, image: ImageSource) -> tuple[Identification, ...]:
-        """Every face of a photo, identified against the gallery (or unknown)."""
+    def identify(
+        self, image: ImageSource, *, reject_below: float | None = None
+    ) -> tuple[Identification, ...]:
+        """Every face of a photo, identified against the gallery (or unknown). A face whose
+        quality score is under ``reject_below`` is answered ``unsure``, never named."""
         self._check_model()
         faces = self.pipeline.analyze(image)
         results: tuple[Identification, ...] = ()
         if faces:
             vectors = np.stack([f.embedding.vector for f in faces if f.embedding is not None])
-            decisions = self.searcher.identify(vectors)
+            unsure = None
+            if reject_below is not None:
+                unsure = [f.quality is None or f.quality.score < reject_below for f in faces]
+            decisions = self.searcher.identify(vectors, unsure=unsure)
             results = tuple(
                 Identification(d.decision, d.best, d.runner_up, bbox=f.bbox, quality=f.quality)
                 for f, d in zip(faces, decisions, strict=True)

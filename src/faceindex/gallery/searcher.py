@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,14 +144,26 @@ class Searcher:
 
     # -- answers ------------------------------------------------------------------------
 
-    def identify(self, vectors: np.ndarray) -> list[Identification]:
-        """Open-set decisions for ``(N, D)`` embeddings, people named."""
+    def identify(
+        self, vectors: np.ndarray, *, unsure: Sequence[bool] | None = None
+    ) -> list[Identification]:
+        """Open-set decisions for ``(N, D)`` embeddings, people named. ``unsure``: one flag
+        per embedding; a flagged one (its face was under the caller's quality floor) is
+        answered :attr:`~faceindex.types.IdentDecision.UNSURE` whatever its score, with
+        the closest people still given."""
         arr = self._check(vectors)
+        if unsure is not None and len(unsure) != len(arr):
+            raise InvalidInputError(f"unsure needs {len(arr)} flags, got {len(unsure)}")
         ranked_all = self.rank(arr)
         threshold = self.threshold()
         decisions = [
             decide(ranked, threshold=threshold, margin=self.policy.margin) for ranked in ranked_all
         ]
+        if unsure is not None:
+            decisions = [
+                dataclasses.replace(d, decision=IdentDecision.UNSURE) if flag else d
+                for d, flag in zip(decisions, unsure, strict=True)
+            ]
         return self._named(decisions)
 
     def people(self) -> int:

@@ -9,6 +9,9 @@ dark" or "turn to the camera"):
 - pose: yaw, pitch and roll in degrees, estimated geometrically from the five landmarks
   (roll from the eye line; yaw from where the nose sits between the eyes; pitch from where
   it sits between eyes and mouth, relative to a frontal face). Rough, but monotonic.
+
+The ``score`` (:func:`quality_score`) is what predicts recognition error: the detector's
+confidence, chosen by measurement on damaged photos (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -65,15 +68,17 @@ def assess(image: ImageArray, face: Face, thresholds: QualityThresholds | None =
     if face.landmarks is not None and _any_outside(face.landmarks, w, h):
         issues.append(QualityIssue.CUT_OFF)
 
-    score = (
-        _ramp(face_px, t.min_face_px * 0.5, t.min_face_px * 2.0)
-        * _ramp(sharpness, t.min_sharpness * 0.5, t.min_sharpness * 4.0)
-        * _ramp(min(brightness, 255.0 - brightness), 15.0, 60.0)
-        * _ramp(t.max_yaw * 1.5 - abs(yaw), 0.0, t.max_yaw)
-        * _ramp(t.max_pitch * 1.5 - abs(pitch), 0.0, t.max_pitch)
+    score = quality_score(
+        face_px=face_px,
+        sharpness=sharpness,
+        brightness=brightness,
+        yaw=yaw,
+        pitch=pitch,
+        detector_score=face.score if face.score > 0 else None,
+        thresholds=t,
     )
     return Quality(
-        score=float(score),
+        score=score,
         face_px=face_px,
         sharpness=sharpness,
         brightness=brightness,
@@ -82,6 +87,41 @@ def assess(image: ImageArray, face: Face, thresholds: QualityThresholds | None =
         roll=roll,
         issues=tuple(issues),
     )
+
+
+#: The detector confidences over which the quality score ramps from 0 to 1 (YuNet's
+#: scores: clean photos of the dev data 0.93 median, a face mask or heavy blur 0.6-0.85).
+DETECTOR_RAMP = (0.60, 0.95)
+#: The score of a face no detector scored (the crop fallback): neither good nor bad.
+UNSCORED_DETECTION = 0.5
+
+
+def quality_score(
+    *,
+    face_px: float,
+    sharpness: float,
+    brightness: float,
+    yaw: float,
+    pitch: float,
+    detector_score: float | None = None,
+    thresholds: QualityThresholds | None = None,
+) -> float:
+    """The quality score in [0, 1]: how far a comparison with this face can be trusted.
+
+    Chosen by measurement (docs/robustness.md, ``benchmarks/degradation.py``; tuned on
+    glint6, reported on lfw57): the detector's confidence ranks damaged faces by their
+    error better than any product with the size, sharpness, light and pose ramps of
+    faceindex 0.1 (whose score was 0 for most blurred faces, so it could not rank them),
+    and every one of those terms, added to it, made the ranking worse. So the score is
+    the detector's confidence ramped over :data:`DETECTOR_RAMP`, or
+    :data:`UNSCORED_DETECTION` for a face no detector scored. Size, sharpness, light and
+    pose keep their issues (``too_small``, ``blurry``, ``too_dark``, ``extreme_pose``...);
+    they are taken here so that callers need not know which measurements the score uses.
+    """
+    del face_px, sharpness, brightness, yaw, pitch, thresholds  # measured: no help
+    if detector_score is None:
+        return UNSCORED_DETECTION
+    return float(_ramp(detector_score, *DETECTOR_RAMP))
 
 
 def pose_from_landmarks(landmarks: Landmarks | None) -> tuple[float, float, float]:

@@ -24,6 +24,7 @@ from faceindex.cli.options import (
     count,
     looks_like_id,
 )
+from faceindex.cli.reject import add_reject_below
 
 if TYPE_CHECKING:
     from faceindex.types import Identification
@@ -58,10 +59,12 @@ def register(subparsers: Subparsers) -> None:
         "identify",
         help="who is in these photos?",
         description="Identify every face of each photo against the gallery; faces that "
-        "match nobody well enough are reported as unknown (person null). The gallery must "
+        "match nobody well enough are reported as unknown (person null); with --reject-below Q, "
+        "faces whose quality score is under Q as unsure (person null). The gallery must "
         "exist (exit 6 otherwise: a mistyped --gallery is never taken as an empty one).",
     )
     p.add_argument("images", nargs="+", metavar="IMG", help="photos")
+    add_reject_below(p)
     add_require_live(p)
     add_gallery_options(p)
     add_model_options(p, embedder=True)
@@ -201,12 +204,17 @@ def identify(args: argparse.Namespace, ctx: CliContext) -> int:
     from faceindex.errors import ConfigError
 
     gallery = ctx.gallery(must_exist=True, pipeline=ctx.pipeline)
-    work: Callable[[str], tuple[Identification, ...]] = gallery.identify
+    floor = getattr(args, "reject_below", None)
+
+    def plain_identify(path: str) -> tuple[Identification, ...]:
+        return gallery.identify(path, reject_below=floor)
+
+    work: Callable[[str], tuple[Identification, ...]] = plain_identify
     if args.require_live:
         from faceindex.cli.live import live_image
 
         def live_identify(path: str) -> tuple[Identification, ...]:
-            return gallery.identify(live_image(ctx.pipeline, path, path))
+            return gallery.identify(live_image(ctx.pipeline, path, path), reject_below=floor)
 
         work = live_identify
 

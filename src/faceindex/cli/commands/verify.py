@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 from faceindex.cli import output
 from faceindex.cli.context import CliContext
-from faceindex.cli.exit_codes import NO_MATCH, OK, PARTIAL_FAILURE
+from faceindex.cli.exit_codes import NO_MATCH, OK, PARTIAL_FAILURE, UNSURE
 from faceindex.cli.options import Subparsers, add_model_options, add_require_live
+from faceindex.cli.reject import add_reject_below
 
 if TYPE_CHECKING:
     from faceindex.errors import FaceIndexError
-    from faceindex.types import Embedding, Verification
+    from faceindex.types import Face, Verification
 
 
 def register(subparsers: Subparsers) -> None:
@@ -23,8 +24,10 @@ def register(subparsers: Subparsers) -> None:
         "near the centre) with that of photo B, or every pair listed in a CSV file "
         "(--pairs). When a photo has several faces, the output says which was compared; "
         "--face-a/--face-b pick another (0 is the largest, as detect lists them) and "
-        "--search looks for A's person among every face of B. Exit code 0 = match, "
-        "1 = no match.",
+        "--search looks for A's person among every face of B. With --reject-below Q, a "
+        "face whose quality score is under Q gives the decision 'unsure' (JSON: match "
+        "null) instead of a match or a non-match. Exit code 0 = match, 1 = no match, "
+        "12 = unsure.",
     )
     p.add_argument("a", nargs="?", metavar="A", help="first photo")
     p.add_argument("b", nargs="?", metavar="B", help="second photo")
@@ -45,6 +48,7 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="is A's person anywhere in B? (compares with every face of B, answers the best)",
     )
+    add_reject_below(p)
     add_require_live(p)
     add_model_options(p, embedder=True)
     p.set_defaults(handler=run)
@@ -84,8 +88,11 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         face_b=args.face_b,
         search=args.search,
         labels=(args.a, args.b),
+        reject_below=args.reject_below,
     )
     ctx.out.emit(output.pair_verification_json(pair), output.pair_verification_text(pair))
+    if pair.verification.unsure:
+        return UNSURE
     return OK if pair.verification.match else NO_MATCH
 
 
@@ -102,6 +109,7 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
 
     from faceindex.errors import FaceIndexError, InvalidInputError
     from faceindex.io.pairs import read_pairs
+    from faceindex.pipeline import with_quality_floor
 
     pairs = read_pairs(args.pairs, root=args.root)
     pipeline = ctx.pipeline
@@ -115,9 +123,9 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
     where = {n: resolved(n) for p in pairs.pairs for n in (p.a, p.b) if n}
     order = list(dict.fromkeys(w for w in where.values() if isinstance(w, Path)))
     subjects = pipeline.iter_subjects(order)
-    cache: dict[Path, Embedding | FaceIndexError] = {}
+    cache: dict[Path, Face | FaceIndexError] = {}
 
-    def embedding_of(name: str, line: int) -> Embedding:
+    def face_of(name: str, line: int) -> Face:
         if not name:
             raise InvalidInputError(f"line {line}: empty path", line=line)
         path = where[name]
@@ -132,30 +140,36 @@ def _pairs(args: argparse.Namespace, ctx: CliContext) -> int:
                     else InvalidInputError(f"{key}: face could not be embedded")
                 )
             else:
-                cache[key] = found.embedding
+                cache[key] = found
         value = cache[path]
         if isinstance(value, FaceIndexError):
             raise value
         return value
 
-    failures = matches = 0
+    failures = matches = unsure = 0
     with ctx.out.progress("verifying", total=len(pairs.pairs), unit="pairs") as progress:
         for pair in pairs.pairs:
             result: Verification | FaceIndexError
             try:
-                result = pipeline.compare(
-                    embedding_of(pair.a, pair.line), embedding_of(pair.b, pair.line)
-                )
+                fa, fb = face_of(pair.a, pair.line), face_of(pair.b, pair.line)
+                assert fa.embedding is not None and fb.embedding is not None  # checked above
+                result = pipeline.compare(fa.embedding, fb.embedding)
+                if args.reject_below is not None:
+                    result = with_quality_floor(result, (fa, fb), args.reject_below)
                 matches += result.match
+                unsure += result.unsure
             except FaceIndexError as exc:
                 failures += 1
                 result = exc
-            record = output.pair_json(pair.a, pair.b, result)
+            record = output.pair_json(
+                pair.a, pair.b, result, decision=args.reject_below is not None
+            )
             ctx.out.emit(record, output.pair_text(record))
             progress.advance()
     n = len(pairs.pairs)
     ctx.out.note(
-        f"{output.plural(n, 'pair')}: {matches} match, {n - matches - failures} no match, "
+        f"{output.plural(n, 'pair')}: {matches} match, {n - matches - unsure - failures} "
+        f"no match, {f'{unsure} unsure, ' if args.reject_below is not None else ''}"
         f"{failures} failed (threshold {pipeline.threshold:.3f}, model {pipeline.model_id})"
     )
     return OK if failures == 0 else PARTIAL_FAILURE

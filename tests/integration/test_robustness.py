@@ -1,0 +1,55 @@
+"""Real photos degraded as docs/robustness.md measures them: the quality score falls with
+the damage, a moderately damaged photo still matches its person, and a quality floor turns
+a badly damaged one into "unsure" rather than a silent answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from faceindex.io.image import load_image
+from faceindex.pipeline import Pipeline
+from faceindex.testing import degrade
+from faceindex.types import Decision
+
+
+def _subject(pipeline: Pipeline, image: np.ndarray):  # type: ignore[no-untyped-def]
+    from faceindex.detection.subject import most_prominent
+
+    faces = pipeline.detect(image)
+    assert faces, "no face found"
+    return faces[most_prominent(faces, image.shape[1], image.shape[0])]
+
+
+def test_quality_falls_with_damage_and_the_floor_says_unsure(
+    pipeline: Pipeline, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    clean = load_image(fixtures_dir / "obama2.jpg")
+    face = _subject(pipeline, clean)
+    assert face.quality is not None and face.landmarks is not None
+    px = min(face.bbox.width, face.bbox.height)
+    scores = [face.quality.score]
+    for factor in (24 / px, 12 / px):  # shrunk faces: less and less confidently found
+        worse = _subject(pipeline, degrade.lowres(clean, factor))
+        assert worse.quality is not None
+        scores.append(worse.quality.score)
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+
+    moderate = tmp_path / "jpeg20.png"
+    bad = tmp_path / "blur.png"
+    for path, image in (
+        (moderate, degrade.jpeg(clean, 20)),
+        (bad, degrade.gaussian_blur(clean, px / 8)),
+    ):
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    reference = fixtures_dir / "obama.jpg"
+    assert pipeline.verify_faces(reference, moderate).verification.decision is Decision.MATCH
+    plain = pipeline.verify_faces(reference, bad).verification  # 0.58 on this machine
+    assert plain.decision is not Decision.UNSURE and plain.quality is not None
+    assert plain.quality < scores[-1]
+    floored = pipeline.verify_faces(reference, bad, reject_below=0.8).verification
+    assert floored.decision is Decision.UNSURE and not floored.match
+    assert floored.similarity == plain.similarity
