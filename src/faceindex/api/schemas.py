@@ -146,7 +146,13 @@ class DetectResponse(_Wire):
 
 class VerifyResponse(_Wire):
     similarity: float
-    match: bool
+    match: bool | None = Field(description="null when the decision is unsure")
+    decision: Literal["match", "no_match", "unsure"] = Field(
+        description="unsure: a compared face's quality was under reject_below"
+    )
+    quality: float | None = Field(
+        default=None, description="the lower of the two compared faces' quality scores"
+    )
     threshold: float
     model: str
     face_a: int | None = Field(
@@ -186,12 +192,15 @@ class IdentifiedFace(_Wire):
     bbox: list[float] = Field(min_length=4, max_length=4)
     person: PersonRef | None = Field(description="null: unknown (or ambiguous)")
     similarity: float | None = Field(description="the best candidate's score, even if unknown")
-    decision: Literal["identified", "unknown", "ambiguous"]
+    decision: Literal["identified", "unknown", "ambiguous", "unsure"]
     runner_up: PersonScore | None
     candidate: PersonScore | None = Field(
         default=None,
         description="the closest enrolled person whatever the decision (for an unknown "
         "face: who came nearest, and how near); null only when the gallery is empty",
+    )
+    quality: float | None = Field(
+        default=None, description="the face's quality score (0-1; see reject_below)"
     )
 
     @classmethod
@@ -206,6 +215,7 @@ class IdentifiedFace(_Wire):
             decision=str(f.decision),  # type: ignore[arg-type]
             runner_up=PersonScore.from_core(f.runner_up),
             candidate=PersonScore.from_core(f.best),
+            quality=None if f.quality is None else round(f.quality.score, 6),
         )
 
 
@@ -239,8 +249,14 @@ class LivenessFields(Input):
     )
 
 
+#: A quality floor: faces whose quality score is under it get the decision ``unsure``.
+QualityFloor = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
 class IdentifyJson(DetectJson, LivenessFields):
-    pass
+    reject_below: QualityFloor | None = Field(
+        default=None, description="faces of lower quality are answered unsure"
+    )
 
 
 #: A face selector: an index into a photo's faces as detect lists them (largest first).
@@ -252,10 +268,17 @@ class VerifyJson(LivenessFields):
     image_b_base64: str | None = None
     image_base64: str | None = None
     person_id: WireId | None = None
-    face_a: FaceIndex | None = Field(default=None, description="which face of A (default 0)")
-    face_b: FaceIndex | None = Field(default=None, description="which face of B (default 0)")
+    face_a: FaceIndex | None = Field(
+        default=None, description="which face of A (default: its most prominent)"
+    )
+    face_b: FaceIndex | None = Field(
+        default=None, description="which face of B (default: its most prominent)"
+    )
     search: bool = Field(
         default=False, description="compare A's face with every face of B; answer the best"
+    )
+    reject_below: QualityFloor | None = Field(
+        default=None, description="answer unsure when a compared face's quality is lower"
     )
 
 

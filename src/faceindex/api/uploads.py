@@ -212,6 +212,31 @@ class ImageBody:
             )
         return value
 
+    def fraction(self, name: str) -> float | None:
+        """A number from 0 to 1 (a quality floor), multipart text or JSON number."""
+        raw: Any = self.json.get(name) if self.json is not None else self.fields.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw.strip()) if isinstance(raw, str) else raw
+        except ValueError:
+            value = None
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not 0.0 <= value <= 1.0  # also refuses NaN
+        ):
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", name),
+                        "msg": "must be a number from 0 to 1",
+                        "type": "float_type",
+                    }
+                ]
+            )
+        return float(value)
+
     def boolean(self, name: str) -> bool:
         """A boolean field: JSON true/false, or multipart text true/false/1/0/yes/no/on/off
         (absent: false)."""

@@ -184,11 +184,28 @@ def test_verify_two_photos(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {
-        "similarity", "match", "threshold", "model",
+        "similarity", "match", "decision", "quality", "threshold", "model",
         "face_a", "face_b", "bbox_a", "bbox_b", "faces_a", "faces_b",
     }  # fmt: skip
     assert (body["face_a"], body["face_b"]) == (0, 0) and len(body["faces_b"]) == 1
     assert body["match"] is True and body["similarity"] >= body["threshold"]
+    assert body["decision"] == "match" and 0 < body["quality"] <= 1
+    # A quality floor above the faces' quality: the comparison is made but not trusted.
+    files = [upload("obama.jpg", field="image_a"), upload("obama2.jpg", field="image_b")]
+    unsure = client.post("/v1/verify", files=files, data={"reject_below": "1"}).json()
+    assert unsure["decision"] == "unsure" and unsure["match"] is None
+    assert unsure["similarity"] == body["similarity"]
+    r = client.post("/v1/verify", files=files, data={"reject_below": "nan"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert body["quality"] < 1  # so at least one of the two photos is answered unsure
+    decisions = []
+    for name in ("obama.jpg", "obama2.jpg"):
+        (face,) = client.post(
+            "/v1/identify", files=[upload(name)], data={"reject_below": "1"}
+        ).json()["faces"]
+        assert (face["decision"] == "unsure") == (face["quality"] < 1)
+        decisions.append(face["decision"])
+    assert "unsure" in decisions
     r = client.post(
         "/v1/verify",
         json={"image_a_base64": _b64("obama.jpg"), "image_b_base64": _b64("biden.jpg")},

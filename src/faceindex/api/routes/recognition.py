@@ -28,7 +28,7 @@ from faceindex.api.state import Services, ServicesDep
 from faceindex.api.uploads import Upload, read_image_body
 from faceindex.errors import FaceTooSmallError, NoFaceError
 from faceindex.io.image import ImageLimits, load_image
-from faceindex.pipeline import FaceChoice, Pipeline
+from faceindex.pipeline import FaceChoice, Pipeline, with_quality_floor
 from faceindex.types import Face, ImageArray, Verification
 
 router = APIRouter(tags=["recognition"])
@@ -85,7 +85,9 @@ def _verify_result(
 ) -> VerifyResponse:
     return VerifyResponse(
         similarity=round(v.similarity, 6),
-        match=v.match,
+        match=None if v.unsure else v.match,
+        decision=str(v.decision),  # type: ignore[arg-type]
+        quality=None if v.quality is None else round(v.quality, 6),
         threshold=v.threshold,
         model=v.model_id,
         face_a=None if a is None else a.index,
@@ -107,14 +109,17 @@ def _choice_error(message: str) -> RequestValidationError:
     summary="Are two faces the same person? (1:1)",
     description="Either two photos (`image_a` and `image_b`: multipart files, or JSON "
     "`image_a_base64` and `image_b_base64`), or one photo (`image` / `image_base64`) and "
-    "`person_id` to compare with an enrolled person. By default the largest face of each "
-    "photo is compared; `face_a` / `face_b` choose another (an index into the photo's faces, "
-    "largest first, as /detect lists them; with `person_id`, `face_a` chooses the face of "
+    "`person_id` to compare with an enrolled person. By default each photo's subject (its "
+    "most prominent face: large and near the centre) is compared; `face_a` / `face_b` "
+    "choose another (an index into the photo's faces, largest first, as /detect lists "
+    "them; with `person_id`, `face_a` chooses the face of "
     "`image`). `search: true` compares A's face with every face of B and answers the best "
     "(is this person anywhere in that photo?). The answer says which faces were compared "
     "(`face_a`, `face_b`, `bbox_a`, `bbox_b`) and every face found (`faces_a`, `faces_b`). "
     "A photo without a face is a 422 `no_face` (`face_too_small` when the only face is under "
     "the detector's size limit); a face index past the last face is a 422 `invalid_input`. "
+    "`reject_below` (0-1): when a compared face's quality is under it the answer is "
+    "`decision: unsure` with `match: null` instead of a confident yes or no. "
     "`require_liveness: true` with `liveness_token` (or header `X-Liveness-Token`): the "
     "compared face of A (of `image` with `person_id`) must be the face that passed a "
     "liveness session (POST /v1/liveness/sessions), else 422 `liveness_required`; the "
@@ -128,6 +133,7 @@ def _choice_error(message: str) -> RequestValidationError:
             "face_a": {"type": "integer", "minimum": 0, "maximum": 10_000},
             "face_b": {"type": "integer", "minimum": 0, "maximum": 10_000},
             "search": {"type": "boolean", "default": False},
+            "reject_below": {"type": "number", "minimum": 0, "maximum": 1},
             **LIVENESS_FIELDS_DOC,
         },
     ),
@@ -141,9 +147,17 @@ async def verify(
         request,
         services.settings,
         json_model=VerifyJson,
-        text_fields=("person_id", "face_a", "face_b", "search", *LIVENESS_TEXT_FIELDS),
+        text_fields=(
+            "person_id",
+            "face_a",
+            "face_b",
+            "search",
+            "reject_below",
+            *LIVENESS_TEXT_FIELDS,
+        ),
     )
     person_id = body.integer("person_id")
+    reject_below = body.fraction("reject_below")
     face_a, face_b, search = body.index("face_a"), body.index("face_b"), body.boolean("search")
     if person_id is not None:
         if body.has("image_a") or body.has("image_b"):
@@ -160,6 +174,7 @@ async def verify(
             except NoFaceError as exc:
                 raise _relabelled(exc, probe.label) from exc
             require_live_face(proof, choice.face, services.pipeline)
+            result = with_quality_floor(result, (choice.face,), reject_below)
             return _verify_result(result, choice)
 
         return await services.run_model(against_person)
@@ -176,6 +191,7 @@ async def verify(
             face_b=face_b,
             search=search,
             labels=(a.label, b.label),
+            reject_below=reject_below,
         )
         require_live_face(proof, answer.a.face, services.pipeline)
         return _verify_result(answer.verification, answer.a, answer.b)
@@ -208,12 +224,16 @@ def _relabelled(exc: NoFaceError, label: str) -> NoFaceError:
     "`require_liveness: true` with `liveness_token` (or header `X-Liveness-Token`): the "
     "photo's subject (most prominent face) must be the face that passed a liveness session "
     "(POST /v1/liveness/sessions), else 422 `liveness_required`; the token is spent either "
-    "way.",
+    "way. `reject_below` (0-1): a face whose quality is under it is answered `unsure` "
+    "(never named; `candidate` still says who came closest).",
     responses=_ERRORS,
     openapi_extra=image_body_doc(
         {"image": False},
         json_model=IdentifyJson,
-        text_fields=LIVENESS_FIELDS_DOC,
+        text_fields={
+            "reject_below": {"type": "number", "minimum": 0, "maximum": 1},
+            **LIVENESS_FIELDS_DOC,
+        },
         required=("image",),
     ),
 )
@@ -223,9 +243,13 @@ async def identify(
     services: ServicesDep,
 ) -> IdentifyResponse:
     body = await read_image_body(
-        request, services.settings, json_model=IdentifyJson, text_fields=LIVENESS_TEXT_FIELDS
+        request,
+        services.settings,
+        json_model=IdentifyJson,
+        text_fields=("reject_below", *LIVENESS_TEXT_FIELDS),
     )
     upload = body.image("image")
+    reject_below = body.fraction("reject_below")
     proof = liveness_proof(request, body)
 
     def work() -> IdentifyResponse:
@@ -234,7 +258,7 @@ async def identify(
             require_live_face(
                 proof, _subject(services.pipeline, rgb, upload.label), services.pipeline
             )
-        faces = services.gallery.identify(rgb)
+        faces = services.gallery.identify(rgb, reject_below=reject_below)
         return IdentifyResponse(
             faces=[IdentifiedFace.from_core(f) for f in faces],
             width=int(rgb.shape[1]),
