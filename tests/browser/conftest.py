@@ -37,7 +37,13 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def library_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the server may scan (its FACEINDEX_LIBRARY_ROOTS); tests put photos in it."""
+    return tmp_path_factory.mktemp("library")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, library_root: Path) -> Iterator[str]:
     """Base URL (ending in /) of a freshly started server with an empty gallery."""
     work = tmp_path_factory.mktemp("server")
     port = free_port()
@@ -57,7 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--keep-photos",  # so that the person page shows thumbnails
         ]
     log = work / "server.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEINDEX_LIBRARY_ROOTS": str(library_root)}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}/"

@@ -190,6 +190,8 @@ def test_keyboard_and_api_key_dialog(browser: Browser) -> None:
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="People")).to_be_focused()
     page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Photos")).to_be_focused()
+    page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Enrol", level=1)).to_be_focused()
     # A 401 from the server opens the key dialog with a clear message.

@@ -188,6 +188,15 @@ def create_app(
         finally:
             app.state.services = None
             await run_in_threadpool(services.monitors.stop_all)
+            # The photo library's scan thread and connection (api/routes/library.py), if a
+            # request made them: a stopped scan keeps what it did, the next one goes on.
+            scans = getattr(app.state, "scans", None)
+            if scans is not None:
+                await run_in_threadpool(scans.stop_all)
+            held = getattr(app.state, "library", None)
+            if held is not None:
+                app.state.library = None
+                held[1].close()
             warm.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm

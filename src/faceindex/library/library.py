@@ -113,10 +113,14 @@ class PhotoLibrary:
         *,
         progress: ProgressFn | None = None,
         cluster: bool = True,
+        report: ScanReport | None = None,
     ) -> ScanReport:
         """Index every face of the photos under ``folders`` (see :mod:`.scan`), then
-        (``cluster``) place the new unnamed faces in clusters."""
-        report = Scanner(self.store, self.gallery, self.pipeline).scan(folders, progress=progress)
+        (``cluster``) place the new unnamed faces in clusters. ``report``: filled in as the
+        scan goes (see :meth:`.Scanner.scan`)."""
+        report = Scanner(self.store, self.gallery, self.pipeline).scan(
+            folders, progress=progress, report=report
+        )
         if cluster:
             update = self.update_clusters()
             report.clusters_joined, report.clusters_new = update.joined, update.new_clusters
@@ -318,6 +322,17 @@ class PhotoLibrary:
                 continue
             raise NotFoundError(f"no person #{pid}", person=pid)
         return self.store.photo_paths_of(ids)
+
+    def photo_faces_of(self, person_ids: Sequence[int]) -> list[tuple[str, tuple[FaceRecord, ...]]]:
+        """:meth:`photos_of`, each path with the faces of those people in that photo
+        (for thumbnails)."""
+        paths = self.photos_of(person_ids)
+        ids = sorted(set(person_ids))
+        marks = ",".join("?" * len(ids))
+        by_path: dict[str, list[FaceRecord]] = {}
+        for f in self.store.faces(f"f.person_id IN ({marks})", tuple(ids)):
+            by_path.setdefault(f.path, []).append(f)
+        return [(p, tuple(by_path.get(p, ()))) for p in paths]
 
     def counts(self) -> dict[str, int]:
         return self.store.counts()

@@ -84,6 +84,8 @@ class ScanReport:
     """What one scan did (counts of files and faces) and how long it took."""
 
     files: int = 0
+    #: Files found by the walk (known once it is done; ``files`` counts those looked at).
+    total: int = 0
     new: int = 0
     changed: int = 0
     unchanged: int = 0
@@ -134,8 +136,14 @@ class Scanner:
         self.pipeline = pipeline
 
     def scan(
-        self, folders: Sequence[str | Path], *, progress: ProgressFn | None = None
+        self,
+        folders: Sequence[str | Path],
+        *,
+        progress: ProgressFn | None = None,
+        report: ScanReport | None = None,
     ) -> ScanReport:
+        """Scan ``folders``; ``report`` (else a new one) is filled in as the scan goes, so
+        that another thread may read its counts while it runs."""
         start = time.perf_counter()
         other = self.store.models() - {self.pipeline.model_id}
         if other:
@@ -145,10 +153,11 @@ class Scanner:
                 gallery_model=sorted(other)[0],
                 model=self.pipeline.model_id,
             )
-        report = ScanReport()
+        report = report if report is not None else ScanReport()
         suffixes = photo_suffixes()
         known = self.store.photos()
         files = list(walk(folders))
+        report.total = len(files)
         roots = [str(Path(f).absolute()) for f in folders]
         identify = self.gallery.count_templates() > 0
         seen: set[str] = set()

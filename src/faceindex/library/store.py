@@ -196,6 +196,25 @@ class LibraryStore:
             for r in rows
         }
 
+    def photo(self, photo_id: int) -> PhotoRecord:
+        rows = self._query(
+            "SELECT id, path, size, mtime_ns, sha256, status, faces FROM library_photos"
+            " WHERE id = ?",
+            (photo_id,),
+        )
+        if not rows:
+            raise NotFoundError(f"no scanned photo #{photo_id}", photo=photo_id)
+        r = rows[0]
+        return PhotoRecord(
+            int(r["id"]),
+            str(r["path"]),
+            int(r["size"]),
+            int(r["mtime_ns"]),
+            str(r["sha256"]),
+            str(r["status"]),
+            int(r["faces"]),
+        )
+
     def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
         """A file whose bytes are unchanged but whose size/mtime moved (copied, touched)."""
         with self.transaction() as conn:

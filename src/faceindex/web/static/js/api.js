@@ -263,6 +263,45 @@ export const api = {
     return request("POST", "v1/gallery/import", { form });
   },
 
+  // The photo library: scans of server folders, clusters of unnamed faces, photo search.
+  listScans: (opts = {}) => request("GET", "v1/scans", opts),
+  startScan: (folders) => request("POST", "v1/scans", { json: { folders } }),
+  getScan: (scanId, opts = {}) => request("GET", `v1/scans/${encodeURIComponent(scanId)}`, opts),
+  cancelScan: (scanId) => request("DELETE", `v1/scans/${encodeURIComponent(scanId)}`),
+  listClusters: (opts = {}) => request("GET", "v1/clusters", opts),
+  /** target: {name} (a new person, or the one of that name) or {person_id}. */
+  nameCluster: (clusterId, target) =>
+    request("POST", `v1/clusters/${encodeURIComponent(clusterId)}/name`, { json: target }),
+  mergeClusters: (intoId, fromId) =>
+    request("POST", `v1/clusters/${encodeURIComponent(intoId)}/merge`, {
+      json: { from_cluster_id: Number(fromId) },
+    }),
+  removeClusterFace: (clusterId, faceId) =>
+    request(
+      "DELETE",
+      `v1/clusters/${encodeURIComponent(clusterId)}/faces/${encodeURIComponent(faceId)}`,
+    ),
+  photosOf: (personIds, opts = {}) => {
+    const query = new URLSearchParams();
+    for (const id of [].concat(personIds)) query.append("person", String(id));
+    return request("GET", `v1/photos?${query}`, opts);
+  },
+  /** A JPEG around one face of a scanned photo (cut by the server), or null when the
+   * photo is gone or changed since the scan. scale: the crop's side over the face's. */
+  async libraryFaceThumb(faceId, { size = 192, scale = 1.8, ...opts } = {}) {
+    try {
+      const response = await request(
+        "GET",
+        `v1/library/faces/${encodeURIComponent(faceId)}/thumbnail`,
+        { raw: true, query: { size, scale }, ...opts },
+      );
+      return await response.blob();
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 404) return null;
+      throw exc;
+    }
+  },
+
   /** The kept photo of one template as a Blob, or null when the server keeps no photo. */
   async facePhoto(id, templateId, opts = {}) {
     try {

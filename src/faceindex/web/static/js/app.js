@@ -4,6 +4,7 @@ import { api, ApiError, getKey, getKeyStatus, setKey } from "./api.js";
 import { announce, errorText, KEY_COMMAND } from "./ui.js";
 import { renderPeople } from "./views/people.js";
 import { renderPerson } from "./views/person.js";
+import { renderLibrary } from "./views/library.js";
 import { renderEnrol } from "./views/enrol.js";
 import { renderRecognise } from "./views/recognise.js";
 import { renderVerify } from "./views/verify.js";
@@ -14,6 +15,7 @@ import { renderSettings } from "./views/settings.js";
 const ROUTES = [
   { pattern: /^\/people\/?$/, nav: "people", title: "People", render: renderPeople },
   { pattern: /^\/people\/([^/]+)$/, nav: "people", title: "Person", render: renderPerson },
+  { pattern: /^\/library\/?$/, nav: "library", title: "Unnamed people", render: renderLibrary },
   { pattern: /^\/enrol\/?$/, nav: "enrol", title: "Enrol", render: renderEnrol },
   { pattern: /^\/recognise\/?$/, nav: "recognise", title: "Recognise", render: renderRecognise },
   { pattern: /^\/verify\/?$/, nav: "verify", title: "Verify", render: renderVerify },

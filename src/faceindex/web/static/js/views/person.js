@@ -1,7 +1,8 @@
 // One person's page: face-centred thumbnails (flagged faces marked), rename, merge, delete.
 
 import { api, ApiError } from "../api.js";
-import { faceFlags, faceThumb } from "../thumbs.js";
+import { faceFlags, faceThumb, limited } from "../thumbs.js";
+import { libraryThumb } from "./library.js";
 import {
   announce,
   confirmDialog,
@@ -114,14 +115,28 @@ export async function renderPerson(ctx, id) {
     }
     grid.replaceChildren(...items.map((face, i) => faceCard(face, i)));
   };
+  /** Library faces by photo path: a face enrolled from a scanned photo (named through a
+   * group of the photo library) gets its thumbnail from that photo when none is kept. */
+  const libraryFaces = new Map();
   const faceCard = (face, index) => {
     const label = `Face ${index + 1}`;
-    const media = h(
+    const fromLibrary = !face.has_photo && face.source ? libraryFaces.get(face.source) : null;
+    let media = h(
       "div",
       { class: "placeholder" },
       icon(PLACEHOLDER_PATH, ""),
       h("span", {}, face.has_photo ? "Loading photo…" : "Photo not kept"),
     );
+    if (fromLibrary) {
+      const tasks = [];
+      media = libraryThumb(fromLibrary, `${label} of ${person.name}, from ${face.source}`, {
+        urls,
+        signal: controller.signal,
+        size: 256,
+        tasks,
+      });
+      limited(tasks, 1);
+    }
     if (face.has_photo) {
       const alt = `${label} of ${person.name}${face.source ? `, from ${face.source}` : ""}`;
       const img = h("img", { class: "thumb", alt });
@@ -241,6 +256,69 @@ export async function renderPerson(ctx, id) {
       }
     }
   }
+
+  // Photos of this person: the scanned photos of the library they are found in.
+  const photosList = h("ul", { class: "faces-grid photos-grid", id: "person-photos" });
+  const photosNote = h("p", { class: "muted", id: "person-photos-note" }, spinner("Loading"), " Loading…");
+  const photosSection = h(
+    "section",
+    { class: "card", "aria-labelledby": "photos-title", id: "photos-of-person" },
+    h("h2", { id: "photos-title" }, "Photos of this person"),
+    photosNote,
+    photosList,
+  );
+  const loadPhotos = async () => {
+    let found;
+    try {
+      found = await api.photosOf(person.id, { signal: controller.signal });
+    } catch (exc) {
+      if (exc.name === "AbortError" || !ctx.isCurrent()) return;
+      if (exc instanceof ApiError && (exc.status === 404 || exc.status === 405)) {
+        photosSection.hidden = true; // a server without the photo library
+        return;
+      }
+      photosNote.replaceChildren(errorNotice(exc));
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    const photos = found.items || (found.photos || []).map((path) => ({ path, faces: [] }));
+    photosNote.textContent = photos.length
+      ? `${person.name} is in ${plural(photos.length, "scanned photo")}.`
+      : `No scanned photo shows ${person.name} yet. Scan your photo folders on the Unnamed people page.`;
+    for (const photo of photos) {
+      if ((photo.faces || []).length) libraryFaces.set(photo.path, photo.faces[0]);
+    }
+    if (items.some((face) => !face.has_photo && libraryFaces.has(face.source))) renderFaces();
+    const tasks = [];
+    photosList.replaceChildren(
+      ...photos.map((photo) => {
+        const name = photo.path.split(/[\\/]/).pop();
+        const face = (photo.faces || [])[0];
+        const media = face
+          ? libraryThumb(face, `${person.name} in ${name}`, {
+              urls,
+              signal: controller.signal,
+              size: 256,
+              scale: 3.5,
+              tasks,
+            })
+          : h("div", { class: "placeholder" }, icon(PLACEHOLDER_PATH, ""), h("span", {}, name));
+        return h(
+          "li",
+          { class: "face-card photo-card" },
+          media,
+          h(
+            "div",
+            { class: "body" },
+            h("strong", { class: "file-name" }, name),
+            h("span", { class: "muted file-path", title: photo.path }, photo.path),
+          ),
+        );
+      }),
+    );
+    limited(tasks, 4);
+  };
+  loadPhotos();
 
   // Details
   const details = h("dl", { class: "details" });
@@ -418,6 +496,7 @@ export async function renderPerson(ctx, id) {
 
   ctx.main.append(
     facesSection,
+    photosSection,
     h(
       "div",
       { class: "two-col", id: "person-settings" },
