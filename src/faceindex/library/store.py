@@ -15,6 +15,7 @@ triggers (migration 2) keep them in step when the gallery erases or merges peopl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -410,3 +411,29 @@ class LibraryStore:
     def execute(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
         """One statement inside ``conn``'s transaction; returns the rows changed."""
         return int(conn.execute(sql, params).rowcount)
+
+
+def reseal_library(path: str | Path, old: Sealer, new: Sealer) -> int:
+    """Re-seal every library face vector of the gallery file ``path`` from ``old`` to
+    ``new`` (``encryption-key rotate``); returns how many. A file without library tables
+    is left untouched (0). One transaction: all of them move, or none."""
+    with contextlib.closing(sqlite3.connect(path)) as probe:
+        found = probe.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'library_faces'"
+        ).fetchone()
+    if found is None:
+        return 0
+    store = LibraryStore(path, sealer=new)
+    try:
+        with store.transaction() as conn:
+            rows = conn.execute("SELECT id, model_id, vector, key_id FROM library_faces").fetchall()
+            for face_id, model_id, vector, key_id in rows:
+                context = face_context(int(face_id), str(model_id))
+                blob, new_id = new.seal(old.open(bytes(vector), key_id, context), context)
+                conn.execute(
+                    "UPDATE library_faces SET vector = ?, key_id = ? WHERE id = ?",
+                    (blob, new_id, face_id),
+                )
+        return len(rows)
+    finally:
+        store.close()

@@ -340,3 +340,32 @@ def test_erasing_or_merging_a_person_reaches_the_library(
             "SELECT count(*) FROM library_faces WHERE person_id IS NOT NULL"
         ).fetchone()[0]
     assert left == 0
+
+
+def test_rotating_the_gallery_key_reseals_the_library(
+    tmp_path: Path, fake_pipeline: Pipeline, draw: Draw, photos: Path
+) -> None:
+    """``encryption-key rotate`` (CLI) moves the library's vectors to the new key too."""
+    from faceindex.cli.main import main
+
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    assert main(["encryption-key", "generate", "--out", str(old)]) == 0
+    assert main(["encryption-key", "generate", "--out", str(new)]) == 0
+    old_key, new_key = TemplateKey.from_file(old), TemplateKey.from_file(new)
+    three_people(draw)
+    db = tmp_path / "k.db"
+    with open_gallery(db, pipeline=fake_pipeline, key=old_key) as g, PhotoLibrary(g) as lib:
+        lib.scan([photos])
+        before = lib.clusters()
+    rotate = ["encryption-key", "rotate", "--gallery", str(db), "--key-file", str(old)]
+    assert main([*rotate, "--new-key-file", str(new)]) == 0
+    with sqlite3.connect(db) as conn:
+        ids = {k for (k,) in conn.execute("SELECT DISTINCT key_id FROM library_faces")}
+    assert ids == {new_key.key_id}
+    with open_gallery(db, pipeline=fake_pipeline, key=new_key) as g, PhotoLibrary(g) as lib:
+        face_ids = [f.id for c in lib.clusters().clusters for f in c.faces]
+        vectors, _ = lib.store.vectors(face_ids)  # readable with the new key
+        assert len(vectors) == len(face_ids) == sum(c.size for c in before.clusters)
+        draw("later/p1.png", 1, variant=7)
+        report = lib.scan([photos])  # and the library goes on working: it clusters the new face
+        assert report.new == 1 and report.errors == 0 and report.faces == 1

@@ -104,9 +104,17 @@ def rotate(args: argparse.Namespace, ctx: CliContext) -> int:
     new_key = TemplateKey.from_file(args.new_key_file) if args.new_key_file else None
     if new_key is None and not args.decrypt:
         return ctx.out.usage(f"{COMMAND} rotate needs --new-key-file FILE (or --decrypt)")
-    n = ctx.gallery(must_exist=True).rekey(new_key)
+    from faceindex.gallery.sealing import Sealer
+    from faceindex.library.store import reseal_library
+
+    gallery = ctx.gallery(must_exist=True)
+    old = gallery.sealer
+    n = gallery.rekey(new_key)
+    # The photo library keeps its face vectors in the same file, sealed with the same key.
+    faces = reseal_library(gallery.path, old, Sealer(new_key))
     target = new_key.key_id if new_key else "no key (plaintext)"
-    ctx.out.line(f"re-encrypted {output.plural(n, 'template')} with {target}")
+    also = f" and {output.plural(faces, 'library face')}" if faces else ""
+    ctx.out.line(f"re-encrypted {output.plural(n, 'template')}{also} with {target}")
     return OK
 
 
