@@ -45,6 +45,33 @@ def fake_pipeline():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
+def fake_api_client(tmp_path: Path, fake_pipeline):  # type: ignore[no-untyped-def]
+    """``make(**ApiSettings options)``: a started TestClient of the REST app on the fake
+    backends (gallery ``tmp_path/g.db``, no rate limit unless given); closed afterwards."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
+    from fastapi.testclient import TestClient
+
+    from faceindex.api.app import create_app
+    from faceindex.api.settings import ApiSettings
+
+    clients: list[TestClient] = []
+
+    def make(**options):  # type: ignore[no-untyped-def]
+        options.setdefault("gallery", tmp_path / "g.db")
+        options.setdefault("rate_limit_per_minute", 0)
+        client = TestClient(create_app(ApiSettings(**options), pipeline=fake_pipeline))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture()
 def photo_of(tmp_path: Path):  # type: ignore[no-untyped-def]
     """``photo_of(*people, variant=0)``: a synthetic PNG file showing those people's faces."""
     from faceindex.testing.synthetic import synthetic_photo_bytes

@@ -4,7 +4,7 @@ audit and the error map, in a second or two (real-model API tests: tests/integra
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +14,15 @@ warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testc
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from faceindex.api.app import create_app  # noqa: E402
-from faceindex.api.settings import ApiSettings  # noqa: E402
 from faceindex.apikeys import KeyRing  # noqa: E402
 from faceindex.gallery import open_gallery  # noqa: E402
-from faceindex.pipeline import Pipeline  # noqa: E402
 
 PhotoOf = Callable[..., Path]
 
 
 @pytest.fixture()
-def make_client(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(**options: Any) -> TestClient:
-        options.setdefault("gallery", tmp_path / "g.db")
-        options.setdefault("rate_limit_per_minute", 0)
-        client = TestClient(create_app(ApiSettings(**options), pipeline=fake_pipeline))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+def make_client(fake_api_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    return fake_api_client
 
 
 def _upload(path: Path, field: str = "image") -> tuple[str, Any]:

@@ -17,8 +17,6 @@ warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testc
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from faceindex.api.app import create_app  # noqa: E402
-from faceindex.api.settings import ApiSettings  # noqa: E402
 from faceindex.attributes import (  # noqa: E402
     AgeEstimate,
     Attribute,
@@ -34,7 +32,6 @@ from faceindex.cli.context import CliContext  # noqa: E402
 from faceindex.cli.main import main  # noqa: E402
 from faceindex.config import DetectionSettings, EmbeddingSettings, Settings  # noqa: E402
 from faceindex.errors import ModelUnavailableError  # noqa: E402
-from faceindex.pipeline import Pipeline  # noqa: E402
 from faceindex.types import Face, ImageArray  # noqa: E402
 
 FAKE = Settings(
@@ -147,22 +144,8 @@ def test_cli_missing_model_stops_at_once(capsys: pytest.CaptureFixture[str], pho
 
 
 @pytest.fixture()
-def client(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Callable[..., TestClient]]:
-    made: list[TestClient] = []
-
-    def make(**options: Any) -> TestClient:
-        options.setdefault("gallery", tmp_path / "g.db")
-        options.setdefault("rate_limit_per_minute", 0)
-        app = create_app(ApiSettings(**options), pipeline=fake_pipeline)
-        assert "/v1/analyze" in app.openapi()["paths"]
-        c = TestClient(app)
-        c.__enter__()
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.__exit__(None, None, None)
+def client(fake_api_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    return fake_api_client
 
 
 def test_api_analyze(client: Callable[..., TestClient], photo_of: Any) -> None:

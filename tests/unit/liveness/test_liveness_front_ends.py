@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,9 @@ warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testc
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from faceindex.api.app import create_app  # noqa: E402
-from faceindex.api.settings import ApiSettings  # noqa: E402
 from faceindex.cli.context import CliContext  # noqa: E402
 from faceindex.cli.main import main  # noqa: E402
 from faceindex.config import DetectionSettings, EmbeddingSettings, Settings  # noqa: E402
-from faceindex.pipeline import Pipeline  # noqa: E402
 
 FAKE = Settings(
     detection=DetectionSettings(detector="fake"), embedding=EmbeddingSettings(embedder="fake")
@@ -62,22 +59,8 @@ def test_cli_text_and_errors(
 
 
 @pytest.fixture()
-def client(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Callable[..., TestClient]]:
-    made: list[TestClient] = []
-
-    def make(**options: Any) -> TestClient:
-        options.setdefault("gallery", tmp_path / "g.db")
-        options.setdefault("rate_limit_per_minute", 0)
-        app = create_app(ApiSettings(**options), pipeline=fake_pipeline)
-        assert "/v1/liveness" in app.openapi()["paths"]
-        c = TestClient(app)
-        c.__enter__()
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.__exit__(None, None, None)
+def client(fake_api_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    return fake_api_client
 
 
 def test_api_liveness(client: Callable[..., TestClient], photo_of: Any) -> None:
