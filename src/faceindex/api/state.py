@@ -4,6 +4,7 @@ the event loop."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -56,3 +57,24 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+#: One lock for the objects :func:`per_app` makes: re-entrant, as making one may need
+#: another (the challenge measurer needs the liveness checker and the attribute analyzer).
+_PER_APP_LOCK = threading.RLock()
+
+
+def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
+    """The app's one ``name`` object on ``app.state``, made by ``make`` the first time it
+    is asked for: models only some routes need (attribute estimators, the liveness
+    checker and its sessions), so an app that never serves them never loads them."""
+    state = request.app.state
+    found: Any = getattr(state, name, None)
+    if found is None:
+        with _PER_APP_LOCK:
+            found = getattr(state, name, None)
+            if found is None:
+                found = make()
+                setattr(state, name, found)
+    value: T = found
+    return value

@@ -8,8 +8,6 @@ Nothing is stored: attributes are sensitive, and the answer is the only place th
 
 from __future__ import annotations
 
-import threading
-
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from faceindex.api.auth import ReadAccess
 from faceindex.api.openapi import errors_doc, image_body_doc
 from faceindex.api.schemas import DetectJson
-from faceindex.api.state import ServicesDep
+from faceindex.api.state import ServicesDep, per_app
 from faceindex.api.uploads import read_image_body
 from faceindex.attributes import Attribute, parse_attributes
 from faceindex.attributes.analyzer import FaceAnalyzer
@@ -26,7 +24,6 @@ from faceindex.io.image import ImageLimits, load_image
 
 router = APIRouter(tags=["attributes"])
 
-_LOCK = threading.Lock()
 _NAMES = ",".join(str(a) for a in Attribute)
 
 
@@ -83,15 +80,7 @@ class AnalyzeJson(DetectJson):
 
 
 def _analyzer(request: Request) -> FaceAnalyzer:
-    state = request.app.state
-    analyzer: FaceAnalyzer | None = getattr(state, "face_analyzer", None)
-    if analyzer is None:
-        with _LOCK:
-            analyzer = getattr(state, "face_analyzer", None)
-            if analyzer is None:
-                analyzer = FaceAnalyzer()
-                state.face_analyzer = analyzer
-    return analyzer
+    return per_app(request, "face_analyzer", FaceAnalyzer)
 
 
 def _wanted(raw: object) -> frozenset[Attribute]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import threading
 from typing import Annotated, Any, Protocol
 
 import numpy as np
@@ -27,7 +26,7 @@ from faceindex.api.auth import ReadAccess
 from faceindex.api.errors import ApiError
 from faceindex.api.openapi import errors_doc, image_body_doc
 from faceindex.api.schemas import DetectJson, Input
-from faceindex.api.state import Services, ServicesDep
+from faceindex.api.state import Services, ServicesDep, per_app
 from faceindex.api.uploads import ImageBody, decode_base64_image, read_image_body
 from faceindex.attributes import Attribute, Expression
 from faceindex.attributes.analyzer import FaceAnalyzer
@@ -45,8 +44,6 @@ from faceindex.pipeline import Pipeline
 from faceindex.types import Face, ImageArray
 
 router = APIRouter(tags=["liveness"])
-
-_LOCK = threading.Lock()
 
 
 class LivenessFace(BaseModel):
@@ -68,15 +65,7 @@ class LivenessResponse(BaseModel):
 
 
 def _checker(request: Request) -> LivenessChecker:
-    state = request.app.state
-    checker: LivenessChecker | None = getattr(state, "liveness_checker", None)
-    if checker is None:
-        with _LOCK:
-            checker = getattr(state, "liveness_checker", None)
-            if checker is None:
-                checker = LIVENESS_CHECKERS.get(DEFAULT_CHECKER)()
-                state.liveness_checker = checker
-    return checker
+    return per_app(request, "liveness_checker", LIVENESS_CHECKERS.get(DEFAULT_CHECKER))
 
 
 @router.post(
@@ -183,30 +172,15 @@ _MEASURED = frozenset({Attribute.EYES, Attribute.POSE, Attribute.EXPRESSION})
 
 
 def _sessions(request: Request) -> SessionStore:
-    state = request.app.state
-    store: SessionStore | None = getattr(state, "liveness_sessions", None)
-    if store is None:
-        with _LOCK:
-            store = getattr(state, "liveness_sessions", None)
-            if store is None:
-                store = SessionStore()
-                state.liveness_sessions = store
-    return store
+    return per_app(request, "liveness_sessions", SessionStore)
 
 
 def _measurer(request: Request, services: Services) -> FrameMeasurer:
-    state = request.app.state
-    measurer: FrameMeasurer | None = getattr(state, "challenge_measurer", None)
-    if measurer is None:
-        checker = _checker(request)  # takes _LOCK itself
-        with _LOCK:
-            measurer = getattr(state, "challenge_measurer", None)
-            if measurer is None:
-                analyzer = getattr(state, "face_analyzer", None) or FaceAnalyzer()
-                state.face_analyzer = analyzer
-                measurer = ModelMeasurer(services.pipeline, analyzer, checker)
-                state.challenge_measurer = measurer
-    return measurer
+    def make() -> FrameMeasurer:
+        analyzer = per_app(request, "face_analyzer", FaceAnalyzer)  # shared with /analyze
+        return ModelMeasurer(services.pipeline, analyzer, _checker(request))
+
+    return per_app(request, "challenge_measurer", make)
 
 
 class SessionCreate(Input):
