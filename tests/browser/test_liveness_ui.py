@@ -63,25 +63,10 @@ def _on_canvas(image: np.ndarray) -> np.ndarray:
 def _eyes_shut(image: np.ndarray) -> np.ndarray:
     from faceindex.attributes.shapes import DlibShapes
     from faceindex.detection import DETECTORS
+    from faceindex.testing.degrade import eyes_shut
 
     face = DETECTORS.get("yunet")().detect(image)[0]
-    points = DlibShapes().points68(image, face)
-    out = image.copy()
-    for first in (36, 42):
-        eye = points[first : first + 6]
-        (x1, y1), (x2, y2) = eye.min(0), eye.max(0)
-        width = x2 - x1
-        below = int(y2 + 0.5 * width)
-        skin = np.median(image[below - 3 : below + 3, int(x1) : int(x2)].reshape(-1, 3), axis=0)
-        centre = (int((x1 + x2) / 2), int((y1 + y2) / 2))
-        axes = (int(width * 0.65), int((y2 - y1) * 1.8 + 3))
-        cv2.ellipse(out, centre, axes, 0, 0, 360, tuple(int(v) for v in skin), -1)
-        xs = np.linspace(eye[0][0], eye[3][0], 20)
-        ys = np.linspace(eye[0][1], eye[3][1], 20)
-        ys = ys + np.sin(np.linspace(0, np.pi, 20)) * (y2 - y1) * 0.3
-        line = np.stack([xs, ys], 1).astype(np.int32)
-        cv2.polylines(out, [line], False, (40, 30, 30), 1, cv2.LINE_AA)
-    return out
+    return eyes_shut(image, DlibShapes().points68(image, face))
 
 
 def _closer(image: np.ndarray, scale: float = 1.4) -> np.ndarray:

@@ -42,32 +42,11 @@ from faceindex.liveness.challenge import (  # noqa: E402
 )
 from faceindex.liveness.texture import ColourTextureChecker  # noqa: E402
 from faceindex.pipeline import Pipeline  # noqa: E402
+from faceindex.testing.degrade import eyes_shut  # noqa: E402
 from faceindex.types import ImageArray  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
 RULES = ChallengeRules()
-
-
-def closed_eyes(image: ImageArray, points: np.ndarray) -> ImageArray:
-    """``image`` with both eyes painted shut (see the module docstring)."""
-    out = image.copy()
-    for first in (36, 42):
-        eye = points[first : first + 6]
-        (x1, y1), (x2, y2) = eye.min(0), eye.max(0)
-        width = x2 - x1
-        below = int(y2 + 0.5 * width)
-        skin = np.median(image[below - 3 : below + 3, int(x1) : int(x2)].reshape(-1, 3), axis=0)
-        centre = (int((x1 + x2) / 2), int((y1 + y2) / 2))
-        axes = (int(width * 0.65), int((y2 - y1) * 1.8 + 3))
-        cv2.ellipse(out, centre, axes, 0, 0, 360, tuple(int(v) for v in skin), -1)
-        xs = np.linspace(eye[0][0], eye[3][0], 20)
-        ys = (
-            np.linspace(eye[0][1], eye[3][1], 20)
-            + np.sin(np.linspace(0, np.pi, 20)) * (y2 - y1) * 0.3
-        )
-        line = np.stack([xs, ys], 1).astype(np.int32)
-        cv2.polylines(out, [line], False, (40, 30, 30), 1, cv2.LINE_AA)
-    return out
 
 
 def closer(image: ImageArray, scale: float = 1.4) -> ImageArray:
@@ -83,7 +62,7 @@ def frames(pipeline: Pipeline) -> dict[str, ImageArray]:
     points = DlibShapes().points68(frontal, pipeline.find_faces(frontal)[0])
     return {
         "frontal": frontal,
-        "eyes_shut": closed_eyes(frontal, points),
+        "eyes_shut": eyes_shut(frontal, points),
         "turned_to_image_left": turned,
         "turned_to_image_right": np.ascontiguousarray(turned[:, ::-1]),
         "closer": closer(frontal),

@@ -265,3 +265,30 @@ def soft_detect(
         return tuple(out)
 
     return wrapped
+
+
+def eyes_shut(image: ImageArray, points: np.ndarray) -> ImageArray:
+    """``image`` with both eyes painted shut: each eye (dlib 68-point indices 36-41 and
+    42-47 in ``points``) covered by an ellipse of the skin just below it, with a dark lid
+    line drawn across. A stand-in for a blink in the liveness tests, where no photo of
+    closed eyes ships."""
+    import cv2
+
+    out = image.copy()
+    for first in (36, 42):
+        eye = points[first : first + 6]
+        (x1, y1), (x2, y2) = eye.min(0), eye.max(0)
+        width = x2 - x1
+        below = int(y2 + 0.5 * width)
+        skin = np.median(image[below - 3 : below + 3, int(x1) : int(x2)].reshape(-1, 3), axis=0)
+        centre = (int((x1 + x2) / 2), int((y1 + y2) / 2))
+        axes = (int(width * 0.65), int((y2 - y1) * 1.8 + 3))
+        cv2.ellipse(out, centre, axes, 0, 0, 360, tuple(int(v) for v in skin), -1)
+        xs = np.linspace(eye[0][0], eye[3][0], 20)
+        ys = (
+            np.linspace(eye[0][1], eye[3][1], 20)
+            + np.sin(np.linspace(0, np.pi, 20)) * (y2 - y1) * 0.3
+        )
+        line = np.stack([xs, ys], 1).astype(np.int32)
+        cv2.polylines(out, [line], False, (40, 30, 30), 1, cv2.LINE_AA)
+    return out
