@@ -95,6 +95,13 @@ class DlibResnetEmbedder:
             return self._shape5.get()(image, rect)
         raise InvalidInputError(f"dlib-resnet cannot align {face.landmarks.scheme} landmarks")
 
+    def chip_details(self, image: ImageArray, face: Face) -> Any:
+        """dlib's ``chip_details`` (rect, angle, rows, cols) of the chip :meth:`chips` cuts
+        for ``face`` (the privacy cloak rebuilds the crop from it as an affine warp)."""
+        import dlib
+
+        return dlib.get_face_chip_details(self._shape(image, face), 150, 0.25)
+
     def chips(self, image: ImageArray, faces: Sequence[Face]) -> list[ImageArray]:
         import dlib
 
