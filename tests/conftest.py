@@ -7,6 +7,9 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "images"
 
+#: A local PostgreSQL for the tests that need one (started only when a test asks for it).
+pytest_plugins = ["pg_server"]
+
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:

@@ -2,21 +2,24 @@
 
 A base module so that every writer of the database (the gallery, the API key ring) appends
 its entries inside its own write transaction: an action and its audit entry commit
-together or not at all. The table itself is created by the gallery's first migration.
+together or not at all. The SQL suits SQLite and PostgreSQL alike (:mod:`faceindex.pg`).
+The table itself is created by the gallery's first migration.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceindex.db import now
 
+if TYPE_CHECKING:  # a sqlite3 connection or faceindex.pg's adapter: the SQL suits both
+    from faceindex.pg import Connection
+
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Connection,
     action: str,
     *,
     actor: str,
@@ -33,7 +36,7 @@ def append(
 
 
 def query(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     action: str | None = None,
     person_id: int | None = None,

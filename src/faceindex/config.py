@@ -57,10 +57,17 @@ class EmbeddingSettings:
 
 @dataclass(frozen=True, slots=True)
 class GallerySettings:
-    #: The gallery file (``FACEINDEX_GALLERY``); ``None`` = gallery.db in the user data folder.
+    #: The gallery file, or a ``postgresql://user@host:port/db`` URL (``FACEINDEX_GALLERY``);
+    #: ``None`` = gallery.db in the user data folder.
     path: str | None = None
     #: Store each enrolled photo too (needed to re-embed the gallery with another model).
     keep_photos: bool = False
+
+    def __repr__(self) -> str:  # a URL's password never reaches a log or a traceback
+        from faceindex.pg import is_url, redact
+
+        path = redact(self.path) if is_url(self.path) and self.path else self.path
+        return f"GallerySettings(path={path!r}, keep_photos={self.keep_photos!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from faceindex.apikeys import MIGRATIONS, KeyRing, Scope
-from faceindex.errors import StorageError
+from faceindex.errors import ConflictError, StorageError
 from faceindex.gallery import open_gallery
 
 
@@ -81,3 +81,16 @@ def test_importing_faceindex_loads_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_keys_are_created_checked_and_revoked_on_each_store(gallery_location: str) -> None:
+    """The same key ring on a SQLite file and on a PostgreSQL database (pg_server)."""
+    with open_gallery(gallery_location) as g, KeyRing.open(g.location, actor="t") as ring:
+        key, secret = ring.create("ops", "read,write")
+        assert Scope.WRITE in key.scopes and Scope.ADMIN not in key.scopes
+        assert ring.authenticate(secret) == key and ring.authenticate(secret + "x") is None
+        with pytest.raises(ConflictError, match="already exists"):
+            ring.create("ops", "read")
+        assert ring.revoke(key.id).revoked_at is not None
+        assert ring.authenticate(secret) is None and ring.keys(include_revoked=False) == []
+        assert [e["action"] for e in g.audit()][:2] == ["api_key_revoke", "api_key_create"]

@@ -106,7 +106,7 @@ def _open(
         )
     pipeline = pipeline or gallery.pipeline
     try:
-        keys = KeyRing(gallery.path)
+        keys = KeyRing(gallery.location)
     except BaseException:
         if owned:
             gallery.close()
@@ -122,17 +122,17 @@ def _announce(services: Services) -> None:
             "enrol and erase faces in %s. Use this for local testing only. !!!",
             settings.host,
             settings.port,
-            services.gallery.path,
+            services.gallery.where,
         )
     elif not services.keys.keys(include_revoked=False):
         log.warning(
             "no API key exists yet: every request will be refused (401). Create one with: "
             "faceindex keys create --name NAME --scopes read,write,admin --gallery %s",
-            services.gallery.path,
+            services.gallery.where,
         )
     log.info(
         "serving gallery %s (%d people) with model %s",
-        services.gallery.path,
+        services.gallery.where,
         services.gallery.count_people(),
         services.pipeline.model_id,
     )

@@ -83,9 +83,33 @@ class CliContext:
         return bool(getattr(self.args, "gallery", None))
 
     @property
-    def gallery_path(self) -> Path:
-        """``--gallery``, else ``$FACEINDEX_GALLERY``, else gallery.db in the user data folder."""
+    def gallery_url(self) -> str | None:
+        """The gallery's PostgreSQL URL, when ``--gallery`` (or ``$FACEINDEX_GALLERY``) is one."""
+        from faceindex import pg
+
         configured = self.settings.gallery.path
+        return configured.strip() if configured and pg.is_url(configured) else None
+
+    @property
+    def gallery_where(self) -> str:
+        """The gallery's file or URL, for messages (a URL's password redacted)."""
+        from faceindex import pg
+
+        url = self.gallery_url
+        return pg.redact(url) if url else str(self.gallery_path)
+
+    @property
+    def gallery_path(self) -> Path:
+        """``--gallery``, else ``$FACEINDEX_GALLERY``, else gallery.db in the user data folder.
+        A :class:`ConfigError` when that is a PostgreSQL URL (see :attr:`gallery_url`): what
+        asks for a path needs a gallery file."""
+        configured = self.settings.gallery.path
+        if self.gallery_url:
+            from faceindex.errors import ConfigError
+
+            raise ConfigError(
+                f"{self.gallery_where} is a PostgreSQL gallery: this needs a SQLite gallery file"
+            )
         if configured:
             return Path(configured).expanduser()
         from faceindex.gallery import default_gallery_path
@@ -105,6 +129,17 @@ class CliContext:
         context's, when it has one; else the gallery builds one from the same settings if
         it needs it). ``options`` go to :func:`faceindex.gallery.open_gallery`.
         """
+        if self._gallery is None and self.gallery_url:
+            from faceindex.gallery import open_gallery
+
+            # A database server: it exists or the connection fails (a clear StorageError);
+            # the gallery's tables are made on first open.
+            self._gallery = open_gallery(
+                self.gallery_url,
+                settings=self.settings,
+                pipeline=pipeline if pipeline is not None else self._pipeline,
+                **options,
+            )
         if self._gallery is None:
             from faceindex.errors import NotFoundError, StorageError
             from faceindex.gallery import open_gallery
@@ -176,7 +211,7 @@ class CliContext:
             from faceindex.apikeys import KeyRing
 
             gallery = self.gallery(must_exist=must_exist)
-            self._keyring = KeyRing.open(gallery.path, actor="cli")
+            self._keyring = KeyRing.open(gallery.location, actor="cli")
         return self._keyring
 
     # -- lifetime ------------------------------------------------------------------------
@@ -218,7 +253,10 @@ def apply_args(settings: Settings, args: argparse.Namespace) -> Settings:
     if given("flip"):
         emb = dataclasses.replace(emb, flip=True)
     if given("gallery"):
-        gal = dataclasses.replace(gal, path=str(Path(args.gallery).expanduser()))
+        from faceindex import pg
+
+        where = args.gallery.strip() if pg.is_url(args.gallery) else Path(args.gallery).expanduser()
+        gal = dataclasses.replace(gal, path=str(where))
     if given("keep_photos"):
         gal = dataclasses.replace(gal, keep_photos=True)
     if given("key_file"):

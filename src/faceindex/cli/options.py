@@ -111,7 +111,8 @@ def add_gallery_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gallery",
         metavar="PATH",
-        help="gallery file (default: $FACEINDEX_GALLERY, else gallery.db in the user data folder)",
+        help="gallery file or postgresql://user@host:port/db URL (default: $FACEINDEX_GALLERY, "
+        "else gallery.db in the user data folder)",
     )
     p.add_argument(
         "--key-file",
@@ -147,3 +148,54 @@ REQUIRE_LIVE_HELP = (
 
 def add_require_live(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-live", action="store_true", help=REQUIRE_LIVE_HELP)
+
+
+# -- engines (enroll --folders, scan) ---------------------------------------------------
+
+#: The engines ``--engine`` offers (:data:`faceindex.engines.ENGINES`; named here so that
+#: building the parser imports nothing).
+ENGINE_CHOICES = ("local", "dask")
+
+
+def positive(text: str) -> int:
+    """An integer >= 1 (``--workers``)."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--workers``, ``--address``: where the photos are analysed."""
+    p.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default="local",
+        help="where photos are analysed: local (default: in this process) or dask (worker "
+        "processes; needs pip install 'faceindex[dask]'). Results are written here, in "
+        "order, so the outcome is the same",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive,
+        metavar="N",
+        help="dask: start a local cluster of N worker processes on 127.0.0.1 (default: one "
+        "per CPU core); each loads the models once",
+    )
+    p.add_argument(
+        "--address",
+        metavar="tcp://HOST:PORT",
+        help="dask: use the running Dask scheduler at this address (its workers, on any "
+        "machine, must read the photos at the same paths) instead of a local cluster",
+    )
+
+
+def engine_usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--engine``/``--workers``/``--address`` together, if anything."""
+    engine = getattr(args, "engine", "local")
+    workers, address = getattr(args, "workers", None), getattr(args, "address", None)
+    if engine != "dask" and (workers is not None or address is not None):
+        return "--workers and --address are for --engine dask"
+    if workers is not None and address is not None:
+        return "give --workers (start a local cluster) or --address (join one), not both"
+    return None

@@ -526,7 +526,7 @@ def person_show_text(p: Person, templates: Sequence[TemplateInfo]) -> str:
     return "\n".join(lines)
 
 
-def stats_json(path: Path, model_id: str | None, templates: int, exp: Any) -> dict[str, Any]:
+def stats_json(path: Path | str, model_id: str | None, templates: int, exp: Any) -> dict[str, Any]:
     """``faceindex stats``: the gallery, its threshold, the error rates expected at it."""
     return {
         "gallery": str(path),
@@ -593,6 +593,11 @@ def calibration_text(r: Mapping[str, Any]) -> str:
 
 def check_text(report: Any) -> str:
     """``faceindex check``: clean, or every trace found."""
+    if report.clean and not isinstance(report.path, Path):  # a database server (PostgreSQL)
+        return (
+            f"{report.path}: clean (integrity ok, no erasure pending, vacuumed, "
+            f"{plural(report.deleted_people, 'deleted person', 'deleted people')} without trace)"
+        )
     if report.clean:
         return (
             f"{report.path}: clean (integrity ok, WAL empty, "

@@ -1,9 +1,10 @@
 """The gallery of known people: persistent store, enrolment, 1:N identification, erasure.
 
 ``open_gallery(path)`` gives a :class:`Gallery` (:mod:`faceindex.gallery.gallery`), the one
-front door; the embedded default store is SQLite (:mod:`faceindex.gallery.store`), which
-nothing outside this package touches. Names are resolved lazily, so importing this package
-loads neither the store nor a model.
+front door; the embedded default store is SQLite (:mod:`faceindex.gallery.store`); a
+``postgresql://`` URL opens a PostgreSQL + pgvector store
+(:mod:`faceindex.gallery.pg_store`). Nothing outside this package touches a store. Names
+are resolved lazily, so importing this package loads neither the store nor a model.
 """
 
 from __future__ import annotations
@@ -87,22 +88,26 @@ def open_gallery(
 ) -> Gallery:
     """Open (creating if needed) a gallery.
 
-    ``path`` None -> ``settings.gallery.path`` -> :func:`default_gallery_path`; ``key``
+    ``path`` (a file, or a ``postgresql://user@host:port/db`` URL) None ->
+    ``settings.gallery.path`` -> :func:`default_gallery_path`; ``key``
     None -> the key the settings name (``settings.privacy``); a ``pipeline`` None is built
     from the settings when first needed. ``options`` (``keep_photos``, ``index_backend``,
     ``threshold``, ``margin``, ``rule``, ``top_k``, ``actor``) override the settings.
     """
+    from faceindex import pg
     from faceindex.config import Settings
     from faceindex.gallery.gallery import Gallery
 
     s = settings or Settings()
-    where = Path(path) if path is not None else None
-    if where is None and s.gallery.path:
-        where = Path(s.gallery.path)
+    given = path if path is not None else s.gallery.path
     if key is None:
         key = key_from_settings(s.privacy)
+    if pg.is_url(given):
+        where: str | Path = str(given).strip()
+    else:
+        where = (Path(given) if given else default_gallery_path()).expanduser()
     return Gallery.open(
-        (where or default_gallery_path()).expanduser(),
+        where,
         pipeline=pipeline,
         key=key,
         settings=s,

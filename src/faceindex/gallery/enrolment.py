@@ -25,6 +25,12 @@ detected; the photo, shaped like an aligned face crop, was taken whole: see
 :func:`faceindex.pipeline.looks_like_face_crop`), ``closer_to_other_person:ID`` (closer to
 that person than to its own, below the threshold) and, when forced,
 ``matches_other_person:ID`` or ``unlike_this_person``. The flags are kept with the template.
+
+The model work for a photo (decode, detect, rate, embed the subject) is
+:func:`faceindex.engines.analysis.analyse_photo` with :data:`ENROLMENT_PLAN`. Bulk
+enrolment may have it done elsewhere (an engine: Dask workers) and hand the results in
+(``analyses``); the gate and the commit above then run here exactly as for a photo
+analysed here, so the gallery is the same either way.
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ import contextlib
 import enum
 import hashlib
 import io
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +47,14 @@ from typing import Any
 import numpy as np
 
 from faceindex.detection.subject import prominence
+from faceindex.engines.analysis import NOT_DONE, AnalysisPlan, PhotoAnalysis, analyse_photo
 from faceindex.errors import FaceIndexError, InvalidInputError, NotFoundError
 from faceindex.gallery.searcher import Searcher
-from faceindex.gallery.store import Person, SqliteStore
+from faceindex.gallery.store import GalleryStore, Person
 from faceindex.io.image import ImageSource, load_image
+from faceindex.pg import Connection
 from faceindex.pipeline import Pipeline, is_crop_fallback
-from faceindex.types import Face, ImageArray, Quality, Verification
+from faceindex.types import Face, Quality, Verification
 
 #: How many times more prominent (:func:`prominence`) than every other face the subject of
 #: a photo with several faces must be to be enrolled (see :func:`dominant_face`).
@@ -132,7 +139,7 @@ class Enroller:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: GalleryStore,
         pipeline: Pipeline,
         searcher: Searcher,
         *,
@@ -156,6 +163,7 @@ class Enroller:
         metadata: Mapping[str, Any] | None = None,
         person_id: int | None = None,
         force: bool = False,
+        analyses: Sequence[PhotoAnalysis | None] | None = None,
     ) -> EnrolmentReport:
         """Enrol photos of one person (created on the first accepted photo).
 
@@ -163,9 +171,14 @@ class Enroller:
         the time each photo is committed (renames in between cannot misfile them). The
         name is matched regardless of case ("barack obama" adds to "Barack Obama").
         ``force``: enrol faces that match another person too (flagged and audited).
+        ``analyses``: each photo's analysis made beforehand by an engine
+        (:mod:`faceindex.engines`, with :data:`ENROLMENT_PLAN`), or None to analyse it
+        here; the gate and the write are the same either way.
         """
         if sources is not None and len(sources) != len(images):
             raise InvalidInputError("sources must name each image")
+        if analyses is not None and len(analyses) != len(images):
+            raise InvalidInputError("analyses must be given for each image")
         keep = self.keep_photos if keep_photos is None else keep_photos
         outcomes = []
         for i, image in enumerate(images):
@@ -180,6 +193,7 @@ class Enroller:
                     metadata=metadata,
                     person_id=person_id,
                     force=force,
+                    analysis=None if analyses is None else analyses[i],
                 )
             )
         person = None
@@ -198,32 +212,37 @@ class Enroller:
         metadata: Mapping[str, Any] | None,
         person_id: int | None,
         force: bool,
+        analysis: PhotoAnalysis | None = None,
     ) -> PhotoOutcome:
-        try:
-            data = photo_bytes(image)
-        except FaceIndexError as exc:
-            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
-        digest = hashlib.sha256(data).hexdigest()
+        if analysis is not None and analysis.sha256 is not None:
+            digest, data = analysis.sha256, None  # the engine read and hashed the bytes
+        elif analysis is not None:  # the engine could not read the photo at all
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (analysis.error or "not_found",))
+        else:
+            try:
+                data = photo_bytes(image)
+            except FaceIndexError as exc:
+                return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+            digest = hashlib.sha256(data).hexdigest()
         existing = person_id if person_id is not None else self._person_id(name)
-        owners = self.store.photo_owners(digest)
-        if owners:
-            if existing is not None and existing in owners:
-                return PhotoOutcome(label, EnrolStatus.DUPLICATE, ("already_enrolled",))
-            return PhotoOutcome(label, EnrolStatus.REJECTED, ("duplicate_of_other_person",))
-        try:
-            source = data if isinstance(image, str | Path) else image
-            rgb = load_image(source, limits=self.pipeline.limits, name=label)
-            faces = self.pipeline.detect(rgb)
-        except FaceIndexError as exc:
-            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        known = self._known(digest, existing, label)
+        if known is not None:
+            return known
+        if analysis is None:
+            source = data if data is not None and isinstance(image, str | Path) else image
+            analysis = analyse_photo(self.pipeline, source, label=label, plan=ENROLMENT_PLAN)
+        if analysis.lost:  # the engine lost it: nothing written, the next run does it
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (NOT_DONE,), message=analysis.message)
+        if analysis.error is not None:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (analysis.error,))
+        faces = analysis.faces
         if not faces:
-            small = self.pipeline.small_face(rgb)
-            if small is not None:
-                message = self.pipeline.too_small_text(small)
-                return PhotoOutcome(label, EnrolStatus.REJECTED, (FACE_TOO_SMALL,), message=message)
+            if analysis.too_small is not None:
+                return PhotoOutcome(
+                    label, EnrolStatus.REJECTED, (FACE_TOO_SMALL,), message=analysis.too_small
+                )
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("no_face",))
-        height, width = rgb.shape[:2]
-        subject = dominant_face(faces, width, height)
+        subject = dominant_face(faces, analysis.width, analysis.height)
         if subject is None:
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("several_faces",))
         notes = _notes(subject, len(faces))
@@ -235,7 +254,7 @@ class Enroller:
                 quality=subject.quality,
                 flags=notes,
             )
-        face = self.pipeline.embed_faces(rgb, [subject])[0]
+        face = subject  # embedded by the analysis (ENROLMENT_PLAN)
         if face.embedding is None:
             return PhotoOutcome(label, EnrolStatus.REJECTED, ("not_embedded",), flags=notes)
         check = self.searcher.cross_check(face.embedding.vector, existing)
@@ -273,6 +292,10 @@ class Enroller:
                         f"(similarity {own.similarity:.3f}, threshold {own.threshold:.3f}); "
                         "enrol it with force if it is the right person",
                     )
+        try:
+            kept = _photo_to_keep(image, data, digest, keep, self.pipeline)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,), message=exc.message)
         with self.store.transaction() as conn:
             if person_id is not None:
                 if not self.store.person_exists(conn, person_id):
@@ -283,9 +306,7 @@ class Enroller:
                 person_id = self.store.create_person(
                     conn, name, external_id=external_id, metadata=metadata
                 )
-            photo_id = self.store.add_photo(
-                conn, person_id, digest, source=label, data=_photo_to_keep(image, data, rgb, keep)
-            )
+            photo_id = self.store.add_photo(conn, person_id, digest, source=label, data=kept)
             template_id = add_template(self.store, conn, person_id, photo_id, face, flags=flags)
             details: dict[str, Any] = {"template_id": template_id, "flags": list(flags)}
             if conflict is not None:
@@ -309,6 +330,28 @@ class Enroller:
             flags=flags,
             conflict=conflict,
         )
+
+    def known_photo(
+        self, name: str, image: ImageSource, label: str, *, person_id: int | None = None
+    ) -> PhotoOutcome | None:
+        """The outcome of enrolling ``image`` for ``name`` when the gallery already holds
+        its bytes (duplicate for this person, rejected for another) or they cannot be read;
+        None when it must be analysed. Bulk enrolment asks first, so that a re-run sends no
+        photo it has done to an engine; :meth:`enroll` checks again when it writes."""
+        try:
+            data = photo_bytes(image)
+        except FaceIndexError as exc:
+            return PhotoOutcome(label, EnrolStatus.REJECTED, (exc.code,))
+        existing = person_id if person_id is not None else self._person_id(name)
+        return self._known(hashlib.sha256(data).hexdigest(), existing, label)
+
+    def _known(self, digest: str, existing: int | None, label: str) -> PhotoOutcome | None:
+        owners = self.store.photo_owners(digest)
+        if not owners:
+            return None
+        if existing is not None and existing in owners:
+            return PhotoOutcome(label, EnrolStatus.DUPLICATE, ("already_enrolled",))
+        return PhotoOutcome(label, EnrolStatus.REJECTED, ("duplicate_of_other_person",))
 
     def _own_match(self, vector: np.ndarray, person_id: int) -> Verification | None:
         """The face against its own person's templates; None when the person has none."""
@@ -349,6 +392,19 @@ def dominant_face(faces: Sequence[Face], width: int, height: int) -> Face | None
     return ranked[0]
 
 
+def enrolment_subject(faces: tuple[Face, ...], width: int, height: int) -> tuple[int, ...]:
+    """The faces an enrolment embeds: the photo's subject (:func:`dominant_face`) when it
+    passes the quality gate, else none (the photo is rejected without an embedding)."""
+    subject = dominant_face(faces, width, height)
+    if subject is None or (subject.quality is not None and subject.quality.issues):
+        return ()
+    return tuple(i for i, face in enumerate(faces) if face is subject)
+
+
+#: What an engine computes for each enrolment photo (:mod:`faceindex.engines`).
+ENROLMENT_PLAN = AnalysisPlan(select=enrolment_subject, too_small=True)
+
+
 def _notes(face: Face, n_faces: int) -> tuple[str, ...]:
     """The flags of how a photo's face was found (see the module docstring)."""
     notes: list[str] = []
@@ -360,8 +416,8 @@ def _notes(face: Face, n_faces: int) -> tuple[str, ...]:
 
 
 def add_template(
-    store: SqliteStore,
-    conn: sqlite3.Connection,
+    store: GalleryStore,
+    conn: Connection,
     person_id: int,
     photo_id: int,
     face: Face,
@@ -402,14 +458,25 @@ def photo_bytes(image: ImageSource) -> bytes:
     raise InvalidInputError(f"unsupported image source of type {type(image).__name__}")
 
 
-def _photo_to_keep(image: ImageSource, data: bytes, rgb: ImageArray, keep: bool) -> bytes | None:
-    """The photo as the user gave it (encoded file bytes), or PNG for an array."""
+def _photo_to_keep(
+    image: ImageSource, data: bytes | None, digest: str, keep: bool, pipeline: Pipeline
+) -> bytes | None:
+    """The photo as the user gave it (encoded file bytes), or PNG for an array. ``data``
+    is None when an engine read the photo: it is read again here, and must still be the
+    bytes that were analysed (``digest``)."""
     if not keep:
         return None
-    if not isinstance(image, np.ndarray):
-        return data
-    from PIL import Image
+    if isinstance(image, np.ndarray):
+        from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    return buf.getvalue()
+        buf = io.BytesIO()
+        Image.fromarray(load_image(image, limits=pipeline.limits)).save(buf, "PNG")
+        return buf.getvalue()
+    if data is None:
+        data = photo_bytes(image)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise InvalidInputError(
+                f"{_label(image, 0)}: the file changed while it was being enrolled; enrol it again",
+                path=_label(image, 0),
+            )
+    return data

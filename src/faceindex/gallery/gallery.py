@@ -30,13 +30,14 @@ import numpy as np
 from faceindex.calibration import Calibration
 from faceindex.config import Settings
 from faceindex.crypto import TemplateKey
+from faceindex.engines.analysis import PhotoAnalysis
 from faceindex.errors import InvalidInputError, NotFoundError
 from faceindex.gallery import migration
-from faceindex.gallery.enrolment import Enroller, EnrolmentReport
+from faceindex.gallery.enrolment import Enroller, EnrolmentReport, PhotoOutcome
 from faceindex.gallery.records import CALIBRATION_KEY, GalleryRecords
 from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.searcher import Expectations, Searcher, SearchPolicy
-from faceindex.gallery.store import Person, SqliteStore
+from faceindex.gallery.store import GalleryStore, Person, SqliteStore
 from faceindex.gallery.transfer import ImportReport, import_gallery
 from faceindex.io.image import ImageSource
 from faceindex.pipeline import FaceChoice, Pipeline
@@ -52,7 +53,7 @@ class Gallery(GalleryRecords):
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: GalleryStore,
         pipeline: Pipeline | None = None,
         *,
         settings: Settings | None = None,
@@ -81,12 +82,20 @@ class Gallery(GalleryRecords):
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: Path | str,
         *,
         pipeline: Pipeline | None = None,
         key: TemplateKey | None = None,
         **options: Any,
     ) -> Gallery:
+        """Open the gallery at ``path``: a SQLite file, or a ``postgresql://`` URL
+        (:mod:`~faceindex.gallery.pg_store`)."""
+        from faceindex import pg
+
+        if pg.is_url(path):
+            from faceindex.gallery.pg_store import PgStore
+
+            return cls(PgStore(str(path), sealer=Sealer(key)), pipeline, **options)
         return cls(SqliteStore(path, sealer=Sealer(key)), pipeline, **options)
 
     @property
@@ -156,11 +165,14 @@ class Gallery(GalleryRecords):
         metadata: Mapping[str, Any] | None = None,
         person_id: int | None = None,
         force: bool = False,
+        analyses: Sequence[PhotoAnalysis | None] | None = None,
     ) -> EnrolmentReport:
         """Enrol photos of one person (created on the first accepted photo; the name is
         matched regardless of case). A face that matches another enrolled person is refused
         (``matches_other_person``, with the ``conflict``) unless ``force`` (see
-        :mod:`~faceindex.gallery.enrolment`)."""
+        :mod:`~faceindex.gallery.enrolment`). ``analyses``: each photo's analysis made
+        beforehand by an engine (:mod:`faceindex.engines`, with
+        :data:`~faceindex.gallery.enrolment.ENROLMENT_PLAN`), or None to analyse it here."""
         self._check_model()
         return self._enrolment().enroll(
             name,
@@ -171,7 +183,15 @@ class Gallery(GalleryRecords):
             metadata=metadata,
             person_id=person_id,
             force=force,
+            analyses=analyses,
         )
+
+    def known_photo(self, name: str, image: ImageSource, label: str) -> PhotoOutcome | None:
+        """Enrolling ``image`` for ``name`` needs no analysis: the gallery holds its bytes
+        (the outcome: duplicate, or rejected for another person), or they cannot be read.
+        None when it must be analysed (see :meth:`Enroller.known_photo`)."""
+        self._check_model()
+        return self._enrolment().known_photo(name, image, label)
 
     def enroll_person(
         self,

@@ -16,6 +16,15 @@ What is checked, after trying to finish pending erasures (never waiting on reade
   either a live page rewritten without them or a free page, which must be all zeros
   (a freelist trunk page holds only page numbers: SQLite leaves stale ones past its
   count, so there each 4-byte word must be zero or a page number of the file).
+
+On a PostgreSQL gallery (:mod:`~faceindex.gallery.pg_store`) the file checks have no
+counterpart (the server owns its files and WAL); instead: pending erasures (VACUUM not yet
+run because an older transaction was open), rows of deleted people, plaintext in a keyed
+gallery including the search-vector column (:meth:`PgStore.integrity`), and whether
+VACUUM could run on the tables that hold people's data since the last deletion (it
+cannot while another session keeps a transaction open from before it). The statistics'
+dead-tuple counts are not used: a backend flushes its counts up to a second late, after
+a VACUUM that already removed the rows.
 """
 
 from __future__ import annotations
@@ -27,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from faceindex.db import wal_path
-from faceindex.gallery.store import SqliteStore
+from faceindex.gallery.store import GalleryStore, SqliteStore
 
 
 @dataclass(frozen=True, slots=True)
 class CheckReport:
     """What :func:`check` found; ``clean`` when ``issues`` is empty."""
 
-    path: Path
+    path: Path | str
     integrity: str
     wal_bytes: int
     pending_erasures: list[dict[str, Any]]
@@ -61,8 +70,10 @@ class CheckReport:
         }
 
 
-def check(store: SqliteStore) -> CheckReport:
-    """Check ``store``'s file for traces of erased people (see the module docstring)."""
+def check(store: GalleryStore) -> CheckReport:
+    """Check ``store`` for traces of erased people (see the module docstring)."""
+    if not isinstance(store, SqliteStore):
+        return _check_database(store)
     store.finish_erasures()
     store.checkpoint()  # fold whatever else the WAL holds, if no reader stops it
     issues: list[str] = []
@@ -95,6 +106,44 @@ def check(store: SqliteStore) -> CheckReport:
     )
 
 
+def _check_database(store: GalleryStore) -> CheckReport:
+    """The checks that apply to a database server's gallery (PostgreSQL)."""
+    from faceindex.gallery.pg_store import PgStore
+
+    store.finish_erasures()
+    issues: list[str] = []
+    integrity = store.integrity()
+    if integrity != "ok":
+        issues.append(f"integrity check failed: {integrity}")
+    pending = store.pending_erasures()
+    if pending:
+        issues.append(
+            f"{len(pending)} erasure(s) pending: another session holds a transaction older "
+            "than the erasure, so VACUUM cannot remove the deleted rows yet (retried at the "
+            "next write, open or close)"
+        )
+    deleted = _deleted_rows_left(store, issues)
+    _plaintext_left(store, issues)
+    if isinstance(store, PgStore) and not pending:
+        last = store.read("SELECT MAX(at) FROM audit WHERE action IN ('delete', 'delete_template')")
+        since = last[0][0] if last and last[0][0] is not None else None
+        if not store.vacuum(since=since):
+            issues.append(
+                "VACUUM could not run: another session holds a transaction open since before "
+                "the last erasure, so its dead rows may still be on disk (run check again later)"
+            )
+    return CheckReport(
+        path=store.where,
+        integrity=integrity,
+        wal_bytes=0,
+        pending_erasures=pending,
+        deleted_people=deleted,
+        free_pages=0,
+        dirty_free_pages=[],
+        issues=issues,
+    )
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -102,7 +151,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _deleted_rows_left(store: SqliteStore, issues: list[str]) -> int:
+def _deleted_rows_left(store: GalleryStore, issues: list[str]) -> int:
     """Check rows made before a deletion that still name the deleted id; returns people."""
     rows = store.read(
         "SELECT action, person_id, at, details FROM audit"
@@ -135,7 +184,7 @@ def _deleted_rows_left(store: SqliteStore, issues: list[str]) -> int:
     return people
 
 
-def _plaintext_left(store: SqliteStore, issues: list[str]) -> None:
+def _plaintext_left(store: GalleryStore, issues: list[str]) -> None:
     """In an encrypted gallery, report what is still stored in the clear."""
     if store.sealer.key is None and store.key_ids() <= {None}:
         return  # no key anywhere: plaintext is what the user chose

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from faceindex.embedding import TemplateConverter
 from faceindex.errors import ConflictError, EmbeddingModelMismatchError, NoFaceError
 from faceindex.gallery.enrolment import add_template
-from faceindex.gallery.store import SqliteStore
+from faceindex.gallery.store import GalleryStore
 from faceindex.io.image import load_image
 from faceindex.pipeline import Pipeline
 from faceindex.types import BBox, Embedding, Face
 
 
-def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
+def reembed(store: GalleryStore, pipeline: Pipeline, *, actor: str) -> int:
     """Move every template to ``pipeline``'s model; returns the templates written.
 
     When the new embedder can convert the stored templates exactly (e.g. between fusion
@@ -75,7 +75,7 @@ def reembed(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int:
     return len(new_rows)
 
 
-def _convert(store: SqliteStore, pipeline: Pipeline, *, actor: str) -> int | None:
+def _convert(store: GalleryStore, pipeline: Pipeline, *, actor: str) -> int | None:
     old = store.model_id
     embedder = pipeline.embedder
     if old is None or not isinstance(embedder, TemplateConverter):

@@ -16,7 +16,7 @@ from faceindex.calibration import Calibration
 from faceindex.crypto import TemplateKey
 from faceindex.errors import InvalidInputError, NotFoundError
 from faceindex.gallery.sealing import Sealer
-from faceindex.gallery.store import Person, SqliteStore, TemplateInfo
+from faceindex.gallery.store import GalleryStore, Person, TemplateInfo
 
 if TYPE_CHECKING:
     from faceindex.gallery.integrity import CheckReport
@@ -41,7 +41,7 @@ class GalleryRecords:
     :class:`~faceindex.gallery.gallery.Gallery` extends it with enrolment and search.
     """
 
-    def __init__(self, store: SqliteStore, *, actor: str = "local") -> None:
+    def __init__(self, store: GalleryStore, *, actor: str = "local") -> None:
         self._store = store
         self.actor = actor
         try:  # a gallery opened with a key keeps nothing in the clear (see sealing)
@@ -70,7 +70,20 @@ class GalleryRecords:
 
     @property
     def path(self) -> Path:
+        """The gallery's file; a :class:`~faceindex.errors.ConfigError` for a PostgreSQL
+        gallery, which has none (what needs a file, like the photo library, says so)."""
         return self._store.path
+
+    @property
+    def location(self) -> str | Path:
+        """Where the gallery lives, as it is opened: its file or its PostgreSQL URL (with
+        any password, for components that open their own connection: never print it)."""
+        return self._store.location
+
+    @property
+    def where(self) -> str:
+        """Where the gallery lives, for messages and logs (a URL's password redacted)."""
+        return self._store.where
 
     @property
     def model_id(self) -> str | None:

@@ -4,7 +4,10 @@ Every identification and every verification against an enrolled person goes thro
 :class:`Searcher`, so the aggregation rule, the thresholds and the naming of people live
 in one place. The vector index (:mod:`faceindex.index`) is a cache derived from the store:
 built on first use and kept current by replaying the store's template log, so enrolments
-made by other processes are seen. The pure ranking and decision rules are in
+made by other processes are seen. On a PostgreSQL gallery without a key the index is the
+database itself (:mod:`faceindex.index.pgvector`, backend ``pgvector``, chosen by
+``auto``): only the template owners are kept in the process, and the vectors are
+searched where they are stored. The pure ranking and decision rules are in
 :mod:`faceindex.search`.
 """
 
@@ -13,19 +16,23 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceindex.calibration import Calibration, GenuineScores, ImpostorTail
-from faceindex.errors import InvalidInputError, NotFoundError
-from faceindex.gallery.store import SqliteStore
+from faceindex.errors import ConfigError, InvalidInputError, NotFoundError
+from faceindex.gallery.store import GalleryStore
 from faceindex.index import VectorIndex, build_index
+from faceindex.index.pgvector import PgVectorIndex
 from faceindex.pipeline import Pipeline
 from faceindex.search import AggregationRule, decide, rank_people
 from faceindex.types import IdentDecision, Identification, Match, Verification
+
+if TYPE_CHECKING:
+    from faceindex.gallery.pg_store import PgStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +50,11 @@ class SearchPolicy:
     margin: float = 0.0
     rule: AggregationRule = AggregationRule.MEAN_TOP2
     top_k: int = 50
-    #: ``auto``, ``exact``, ``pq-rerank`` or ``hnsw``.
+    #: ``auto``, ``exact``, ``pq-rerank``, ``hnsw`` or ``pgvector`` (PostgreSQL galleries
+    #: without a key; ``auto`` picks it there).
     index_backend: str = "auto"
-    #: Under ``auto``, galleries with at least this many templates are searched approximately.
+    #: Under ``auto`` (and ``pgvector``), galleries with at least this many templates are
+    #: searched approximately.
     ann_from: int = 200_000
 
     def threshold_for(self, people: int) -> float:
@@ -129,12 +138,14 @@ class _IndexState:
     last_seq: int
     #: Templates per person, so the gallery's size is known without a query.
     per_person: collections.Counter[int]
+    #: For an index living in the database: the owners of templates by id.
+    owners_of: Callable[[list[int]], dict[int, int]] | None = None
 
 
 class Searcher:
     """Thread-safe search of one gallery's templates (one per gallery instance)."""
 
-    def __init__(self, store: SqliteStore, policy: SearchPolicy, *, dim: int, model_id: str):
+    def __init__(self, store: GalleryStore, policy: SearchPolicy, *, dim: int, model_id: str):
         self.store = store
         self.policy = policy
         self.dim = dim
@@ -202,13 +213,16 @@ class Searcher:
     def rank(self, vectors: np.ndarray) -> list[list[Match]]:
         """People ranked best first for each probe (ids only), from the index's top-k."""
         state = self._sync()
-        if len(state.index) == 0:
+        stored = len(state.owners)  # the index's size, without asking a database index
+        if stored == 0:
             return [[] for _ in range(len(vectors))]
-        k = min(self.policy.top_k, len(state.index))
+        k = min(self.policy.top_k, stored)
         ids, sims = state.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         out = []
         for row_ids, row_sims in zip(ids, sims, strict=True):
-            keep = row_ids >= 0
+            # An index in the database may return a template committed after the last
+            # replay of the log: it counts from the next search on.
+            keep = np.array([int(t) in state.owners for t in row_ids], dtype=bool)
             owners = [state.owners[int(t)] for t in row_ids[keep]]
             out.append(rank_people(row_sims[keep], owners, self.policy.rule))
         return out
@@ -285,6 +299,8 @@ class Searcher:
         """Build the index on first use, then replay the store's log to stay current."""
         with self._lock:
             state = self._state
+            if state is not None and state.owners_of is not None and self._in_database() is None:
+                state = None  # the gallery was sealed since: the database cannot search it
             if state is None:
                 state = self._build()
             else:
@@ -300,7 +316,13 @@ class Searcher:
                             state.per_person[owner] -= 1
                             if state.per_person[owner] <= 0:
                                 del state.per_person[owner]
-                if added:
+                if added and state.owners_of is not None:
+                    for t, p in state.owners_of(added).items():
+                        state.owners[t] = p
+                        state.per_person[p] += 1
+                    if isinstance(state.index, PgVectorIndex):
+                        state.index.prepare()  # the HNSW index, once the gallery is big enough
+                elif added:
                     fresh = self.store.vectors(added)
                     if len(fresh.template_ids):
                         state.index.add(fresh.template_ids, fresh.vectors)
@@ -312,7 +334,40 @@ class Searcher:
             self._state = state
             return state
 
+    def _in_database(self) -> PgStore | None:
+        """The store, when the policy and the store make the database the index (pgvector)."""
+        backend = self.policy.index_backend
+        if backend not in ("auto", "pgvector"):
+            return None
+        from faceindex.gallery.pg_store import PgStore
+
+        store = self.store
+        if isinstance(store, PgStore) and store.searchable():
+            return store
+        if backend == "pgvector":
+            raise ConfigError(
+                "the pgvector index backend needs a PostgreSQL gallery without a key: the "
+                "database cannot search sealed templates (use auto, exact or hnsw)"
+            )
+        return None
+
     def _build(self) -> _IndexState:
+        pg_store = self._in_database()
+        if pg_store is not None:
+            db_index = PgVectorIndex(self.dim, source=pg_store, hnsw_from=self.policy.ann_from)
+            db_index.prepare()
+            owners, last_seq = pg_store.owners()
+
+            def owners_of(ids: list[int]) -> dict[int, int]:
+                return pg_store.owners(ids)[0]
+
+            return _IndexState(
+                index=db_index,
+                owners=owners,
+                last_seq=last_seq,
+                per_person=collections.Counter(owners.values()),
+                owners_of=owners_of,
+            )
         vs = self.store.vectors()
         dim = vs.vectors.shape[1] if len(vs.template_ids) else int(self.store.meta("dim") or 0)
         backend = self.policy.index_backend

@@ -29,7 +29,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,9 @@ from faceindex.errors import (
 from faceindex.gallery.schema import migrate
 from faceindex.gallery.sealing import Sealer, photo_context
 from faceindex.gallery.tables import Person, PersonTable, TemplateInfo, TemplateTable, VectorSet
+from faceindex.pg import Connection
 
-__all__ = ["Person", "SqliteStore", "TemplateInfo", "VectorSet"]
+__all__ = ["GalleryStore", "Person", "SqliteStore", "TemplateInfo", "VectorSet"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,208 @@ _CLEAR_PHOTO = "(data IS NOT NULL AND data_key_id IS NULL) OR label_key_id IS NU
 _STRAY_SOURCE = "label_key_id IS NOT NULL AND source IS NOT NULL"
 
 
-class SqliteStore(PersonTable, TemplateTable):
+class GalleryStore(PersonTable, TemplateTable):
+    """What every gallery store shares, in SQL both dialects accept: erasure bookkeeping,
+    meta, sealing and re-sealing, the audit log. A dialect brings the connection, its
+    write transaction, and how erased data leaves the disk (:class:`SqliteStore`,
+    :class:`~faceindex.gallery.pg_store.PgStore`)."""
+
+    @property
+    def path(self) -> Path:
+        """The gallery's file (a :class:`ConfigError` for a store that has none)."""
+        raise NotImplementedError
+
+    @property
+    def location(self) -> str | Path:
+        """Where the gallery lives, as it is opened: its file, or its database URL (with
+        any password: never print it; :attr:`where` is for messages)."""
+        raise NotImplementedError
+
+    @property
+    def where(self) -> str:
+        """Where the gallery lives, for messages and logs (no password)."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction holding the database's write lock from the start."""
+        raise NotImplementedError
+
+    def finish_erasures(self) -> bool:
+        """Make committed erasures leave the disk; True when none is left pending."""
+        raise NotImplementedError
+
+    def integrity(self) -> str:
+        """``ok`` when the database is sound, else what is wrong."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- erasure ----------------------------------------------------------------------
+
+    def add_pending_erasure(
+        self,
+        conn: Connection,
+        action: str,
+        *,
+        person_id: int | None = None,
+        template_id: int | None = None,
+    ) -> None:
+        """Inside the deleting transaction: this erasure is done once the WAL is truncated."""
+        conn.execute(
+            "INSERT INTO pending_erasures (at, action, person_id, template_id) VALUES (?, ?, ?, ?)",
+            (now(), action, person_id, template_id),
+        )
+
+    def pending_erasures(self) -> list[dict[str, Any]]:
+        """Erasures committed whose old data may still be in the WAL, oldest first."""
+        rows = self._query("SELECT * FROM pending_erasures ORDER BY id")
+        return [
+            {
+                "id": int(r["id"]),
+                "at": r["at"],
+                "action": r["action"],
+                "person_id": r["person_id"],
+                "template_id": r["template_id"],
+            }
+            for r in rows
+        ]
+
+    # -- meta -------------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str | None:
+        """The embedding model this gallery's templates come from (None while empty)."""
+        return self.meta("model_id")
+
+    def set_meta(self, conn: Connection, key: str, value: str | None) -> None:
+        """Set (or with None, delete) one meta value inside a write transaction."""
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def key_ids(self) -> set[str | None]:
+        rows = self._query(
+            "SELECT DISTINCT key_id FROM templates UNION SELECT DISTINCT data_key_id FROM photos"
+            " WHERE data IS NOT NULL UNION SELECT DISTINCT label_key_id FROM photos"
+        )
+        return {r[0] for r in rows}
+
+    def has_clear_blobs(self) -> bool:
+        """Whether a template, kept photo, or photo digest and source name is stored
+        unsealed (plaintext)."""
+        rows = self._query(
+            "SELECT EXISTS (SELECT 1 FROM templates WHERE key_id IS NULL) OR EXISTS"
+            f" (SELECT 1 FROM photos WHERE {_CLEAR_PHOTO} OR ({_STRAY_SOURCE}))"
+        )
+        return bool(rows[0][0])
+
+    def seal_clear(self, conn: Connection) -> tuple[int, int]:
+        """Seal every plaintext template, kept photo, and photo digest and source name with
+        the store's sealer, inside ``conn``'s transaction; returns (templates, photo rows)
+        sealed."""
+        templates = photos = 0
+        for row in list(conn.execute("SELECT * FROM templates WHERE key_id IS NULL")):
+            vec = self._open(row)
+            blob, key_id = self._seal(self.sealer, int(row["id"]), str(row["model_id"]), vec)
+            conn.execute(
+                "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
+                (blob, key_id, row["id"]),
+            )
+            self._vector_written(conn, int(row["id"]), vec, key_id)
+            templates += 1
+        for row in list(conn.execute(f"SELECT * FROM photos WHERE {_CLEAR_PHOTO}")):
+            label = self._label(row)
+            if row["data"] is not None and row["data_key_id"] is None:
+                context = photo_context(row["person_id"], label.sha256)
+                sealed, kid = self.sealer.seal(bytes(row["data"]), context)
+                conn.execute(
+                    "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
+                    (sealed, kid, row["id"]),
+                )
+            if row["label_key_id"] is None:
+                self._write_label(conn, self.sealer, int(row["id"]), label)
+            photos += 1
+        photos += conn.execute(f"UPDATE photos SET source = NULL WHERE {_STRAY_SOURCE}").rowcount
+        if templates or photos:
+            self.add_pending_erasure(conn, "seal")  # the plaintext must leave the WAL
+        return templates, photos
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of one read-only statement (for checks within this package)."""
+        return self._query(sql, params)
+
+    def reseal(self, new: Sealer) -> int:
+        """Re-seal every template and kept photo with ``new`` in one transaction, and
+        re-derive every photo's lookup (its digest and source sealed with ``new``, or
+        plain again when ``new`` has no key).
+
+        Each blob is opened with the store's sealer and sealed with ``new``; only after
+        the commit does the store switch to ``new``. Returns the templates re-sealed.
+        """
+        with self.transaction() as conn:
+            self.add_pending_erasure(conn, "reseal")  # the old blobs must leave the WAL
+            count = 0
+            for row in list(conn.execute("SELECT * FROM templates")):
+                vec = self._open(row)
+                blob, key_id = self._seal(new, int(row["id"]), str(row["model_id"]), vec)
+                conn.execute(
+                    "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
+                    (blob, key_id, row["id"]),
+                )
+                self._vector_written(conn, int(row["id"]), vec, key_id)
+                count += 1
+            for row in list(conn.execute("SELECT * FROM photos")):
+                label = self._label(row)
+                if row["data"] is not None:
+                    context = photo_context(row["person_id"], label.sha256)
+                    data = self.sealer.open(bytes(row["data"]), row["data_key_id"], context)
+                    sealed, kid = new.seal(data, context)
+                    conn.execute(
+                        "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
+                        (sealed, kid, row["id"]),
+                    )
+                self._write_label(conn, new, int(row["id"]), label)
+        self.sealer = new
+        self.finish_erasures()
+        return count
+
+    # -- audit ------------------------------------------------------------------------
+
+    def audit(
+        self,
+        conn: Connection,
+        action: str,
+        *,
+        actor: str,
+        person_id: int | None = None,
+        decision: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        auditlog.append(
+            conn, action, actor=actor, person_id=person_id, decision=decision, details=details
+        )
+
+    def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return auditlog.query(self._conn, **filters)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"gallery read failed: {exc}") from exc
+
+
+class SqliteStore(GalleryStore):
     """Persons, photos, templates and the audit log in one SQLite file."""
 
+    _conn: sqlite3.Connection
+
     def __init__(self, path: str | Path, *, sealer: Sealer | None = None) -> None:
-        self.path = Path(path)
+        self._path = Path(path)
         self.sealer = sealer or Sealer()
         self._lock = threading.RLock()
         if self.path.exists() and self.path.is_dir():
@@ -93,6 +291,18 @@ class SqliteStore(PersonTable, TemplateTable):
         self.finish_erasures()
 
     # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def location(self) -> Path:
+        return self._path
+
+    @property
+    def where(self) -> str:
+        return str(self._path)
 
     def close(self) -> None:
         with self._lock:
@@ -120,34 +330,6 @@ class SqliteStore(PersonTable, TemplateTable):
 
     # -- erasure ----------------------------------------------------------------------
 
-    def add_pending_erasure(
-        self,
-        conn: sqlite3.Connection,
-        action: str,
-        *,
-        person_id: int | None = None,
-        template_id: int | None = None,
-    ) -> None:
-        """Inside the deleting transaction: this erasure is done once the WAL is truncated."""
-        conn.execute(
-            "INSERT INTO pending_erasures (at, action, person_id, template_id) VALUES (?, ?, ?, ?)",
-            (now(), action, person_id, template_id),
-        )
-
-    def pending_erasures(self) -> list[dict[str, Any]]:
-        """Erasures committed whose old data may still be in the WAL, oldest first."""
-        rows = self._query("SELECT * FROM pending_erasures ORDER BY id")
-        return [
-            {
-                "id": int(r["id"]),
-                "at": r["at"],
-                "action": r["action"],
-                "person_id": r["person_id"],
-                "template_id": r["template_id"],
-            }
-            for r in rows
-        ]
-
     def finish_erasures(self) -> bool:
         """Truncate the WAL if erasures are pending; True when none is left pending.
 
@@ -172,128 +354,7 @@ class SqliteStore(PersonTable, TemplateTable):
             checkpoint_truncate(self._conn, self.path)
             return True
 
-    # -- meta -------------------------------------------------------------------------
-
-    @property
-    def model_id(self) -> str | None:
-        """The embedding model this gallery's templates come from (None while empty)."""
-        return self.meta("model_id")
-
-    def set_meta(self, conn: sqlite3.Connection, key: str, value: str | None) -> None:
-        """Set (or with None, delete) one meta value inside a write transaction."""
-        if value is None:
-            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-        else:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def key_ids(self) -> set[str | None]:
-        rows = self._query(
-            "SELECT DISTINCT key_id FROM templates UNION SELECT DISTINCT data_key_id FROM photos"
-            " WHERE data IS NOT NULL UNION SELECT DISTINCT label_key_id FROM photos"
-        )
-        return {r[0] for r in rows}
-
-    def has_clear_blobs(self) -> bool:
-        """Whether a template, kept photo, or photo digest and source name is stored
-        unsealed (plaintext)."""
-        rows = self._query(
-            "SELECT EXISTS (SELECT 1 FROM templates WHERE key_id IS NULL) OR EXISTS"
-            f" (SELECT 1 FROM photos WHERE {_CLEAR_PHOTO} OR ({_STRAY_SOURCE}))"
-        )
-        return bool(rows[0][0])
-
-    def seal_clear(self, conn: sqlite3.Connection) -> tuple[int, int]:
-        """Seal every plaintext template, kept photo, and photo digest and source name with
-        the store's sealer, inside ``conn``'s transaction; returns (templates, photo rows)
-        sealed."""
-        templates = photos = 0
-        for row in list(conn.execute("SELECT * FROM templates WHERE key_id IS NULL")):
-            vec = self._open(row)
-            blob, key_id = self._seal(self.sealer, int(row["id"]), str(row["model_id"]), vec)
-            conn.execute(
-                "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
-                (blob, key_id, row["id"]),
-            )
-            templates += 1
-        for row in list(conn.execute(f"SELECT * FROM photos WHERE {_CLEAR_PHOTO}")):
-            label = self._label(row)
-            if row["data"] is not None and row["data_key_id"] is None:
-                context = photo_context(row["person_id"], label.sha256)
-                sealed, kid = self.sealer.seal(bytes(row["data"]), context)
-                conn.execute(
-                    "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
-                    (sealed, kid, row["id"]),
-                )
-            if row["label_key_id"] is None:
-                self._write_label(conn, self.sealer, int(row["id"]), label)
-            photos += 1
-        photos += conn.execute(f"UPDATE photos SET source = NULL WHERE {_STRAY_SOURCE}").rowcount
-        if templates or photos:
-            self.add_pending_erasure(conn, "seal")  # the plaintext must leave the WAL
-        return templates, photos
-
-    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Rows of one read-only statement (for checks within this package)."""
-        return self._query(sql, params)
-
     def integrity(self) -> str:
         """``PRAGMA integrity_check``'s answer (``ok`` when the file is sound)."""
         rows = self._query("PRAGMA integrity_check")
         return "; ".join(str(r[0]) for r in rows)
-
-    def reseal(self, new: Sealer) -> int:
-        """Re-seal every template and kept photo with ``new`` in one transaction, and
-        re-derive every photo's lookup (its digest and source sealed with ``new``, or
-        plain again when ``new`` has no key).
-
-        Each blob is opened with the store's sealer and sealed with ``new``; only after
-        the commit does the store switch to ``new``. Returns the templates re-sealed.
-        """
-        with self.transaction() as conn:
-            self.add_pending_erasure(conn, "reseal")  # the old blobs must leave the WAL
-            count = 0
-            for row in list(conn.execute("SELECT * FROM templates")):
-                vec = self._open(row)
-                blob, key_id = self._seal(new, int(row["id"]), str(row["model_id"]), vec)
-                conn.execute(
-                    "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?",
-                    (blob, key_id, row["id"]),
-                )
-                count += 1
-            for row in list(conn.execute("SELECT * FROM photos")):
-                label = self._label(row)
-                if row["data"] is not None:
-                    context = photo_context(row["person_id"], label.sha256)
-                    data = self.sealer.open(bytes(row["data"]), row["data_key_id"], context)
-                    sealed, kid = new.seal(data, context)
-                    conn.execute(
-                        "UPDATE photos SET data = ?, data_key_id = ? WHERE id = ?",
-                        (sealed, kid, row["id"]),
-                    )
-                self._write_label(conn, new, int(row["id"]), label)
-        self.sealer = new
-        self.finish_erasures()
-        return count
-
-    # -- audit ------------------------------------------------------------------------
-
-    def audit(
-        self,
-        conn: sqlite3.Connection,
-        action: str,
-        *,
-        actor: str,
-        person_id: int | None = None,
-        decision: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        auditlog.append(
-            conn, action, actor=actor, person_id=person_id, decision=decision, details=details
-        )
-
-    def audit_events(self, **filters: Any) -> list[dict[str, Any]]:
-        with self._lock:
-            try:
-                return auditlog.query(self._conn, **filters)
-            except sqlite3.DatabaseError as exc:
-                raise StorageError(f"gallery read failed: {exc}") from exc

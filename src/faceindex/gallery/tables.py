@@ -39,6 +39,7 @@ from faceindex.gallery.values import (
     validate_external_id,
     validate_name,
 )
+from faceindex.pg import Connection
 from faceindex.types import BBox, Embedding, FloatArray
 
 
@@ -96,16 +97,30 @@ class VectorSet:
 class _Connected:
     """What the table classes share: the connection, its lock, the sealer."""
 
-    _conn: sqlite3.Connection
+    _conn: Connection
     _lock: threading.RLock
     sealer: Sealer
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
                 return list(self._conn.execute(sql, params))
             except sqlite3.DatabaseError as exc:
                 raise StorageError(f"gallery read failed: {exc}") from exc
+
+    #: Starts a read transaction whose statements all see one snapshot.
+    _SNAPSHOT = "BEGIN"
+    #: Name search without regard to (ASCII) case: SQLite's LIKE; Postgres says ILIKE.
+    _LIKE = "LIKE"
+    #: How names sort: by code point, as SQLite's default BINARY collation does (Postgres
+    #: sorts by the database's locale unless told ``COLLATE "C"``).
+    _BINARY = ""
+
+    def _vector_written(
+        self, conn: Connection, template_id: int, vector: FloatArray, key_id: str | None
+    ) -> None:
+        """Called whenever a template's blob is (re)written: a store that searches vectors
+        in the database keeps its plaintext vector column in step (NULL when sealed)."""
 
     def meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -124,7 +139,7 @@ class PersonTable(_Connected):
     """
 
     @staticmethod
-    def _person(row: sqlite3.Row) -> Person:
+    def _person(row: Any) -> Person:
         return Person(
             id=int(row["id"]),
             name=str(row["name"]),
@@ -138,7 +153,7 @@ class PersonTable(_Connected):
 
     def create_person(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         name: str,
         *,
         external_id: str | None = None,
@@ -154,16 +169,16 @@ class PersonTable(_Connected):
         try:
             cur = conn.execute(
                 "INSERT INTO persons (name, name_key, external_id, metadata, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (name, name_key(name), external_id, json_object(metadata), stamp, stamp),
             )
         except sqlite3.IntegrityError as exc:  # pragma: no cover - _check_free saw it first
             raise ConflictError(f"a person named {name!r} already exists") from exc
-        return int(cur.lastrowid or 0)
+        return int(cur.fetchone()[0])
 
     def _check_free(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         name: str | None,
         external_id: str | None,
         *,
@@ -173,8 +188,8 @@ class PersonTable(_Connected):
         case) or this external id."""
         if name is not None:
             row = conn.execute(
-                "SELECT id, name FROM persons WHERE name_key = ? AND id IS NOT ? LIMIT 1",
-                (name_key(name), own_id),
+                "SELECT id, name FROM persons WHERE name_key = ? AND id <> ? LIMIT 1",
+                (name_key(name), own_id or 0),
             ).fetchone()
             if row is not None:
                 same = row["name"] == name
@@ -186,8 +201,8 @@ class PersonTable(_Connected):
                 )
         if external_id:
             row = conn.execute(
-                "SELECT id FROM persons WHERE external_id = ? AND id IS NOT ? LIMIT 1",
-                (external_id, own_id),
+                "SELECT id FROM persons WHERE external_id = ? AND id <> ? LIMIT 1",
+                (external_id, own_id or 0),
             ).fetchone()
             if row is not None:
                 raise ConflictError(
@@ -213,12 +228,12 @@ class PersonTable(_Connected):
             raise NotFoundError(f"no person {ref!r} in the gallery", person=str(ref))
         return self._person(rows[0])
 
-    def person_exists(self, conn: sqlite3.Connection, person_id: int) -> bool:
+    def person_exists(self, conn: Connection, person_id: int) -> bool:
         return (
             conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is not None
         )
 
-    def find_person_id(self, conn: sqlite3.Connection, name: str) -> int | None:
+    def find_person_id(self, conn: Connection, name: str) -> int | None:
         """The person a name means (exact, else regardless of case), inside ``conn``."""
         row = conn.execute("SELECT id FROM persons WHERE name = ?", (name.strip(),)).fetchone()
         if row is not None:
@@ -237,12 +252,14 @@ class PersonTable(_Connected):
         if search:
             rows = self._query(
                 self._PERSON_SQL
-                + " WHERE p.name LIKE ? ESCAPE '\\' ORDER BY p.name LIMIT ? OFFSET ?",
+                + f" WHERE p.name {self._LIKE} ? ESCAPE '\\'"
+                + f" ORDER BY p.name{self._BINARY} LIMIT ? OFFSET ?",
                 (like_pattern(search), limit, offset),
             )
         else:
             rows = self._query(
-                self._PERSON_SQL + " ORDER BY p.name LIMIT ? OFFSET ?", (limit, offset)
+                self._PERSON_SQL + f" ORDER BY p.name{self._BINARY} LIMIT ? OFFSET ?",
+                (limit, offset),
             )
         return [self._person(r) for r in rows]
 
@@ -250,7 +267,7 @@ class PersonTable(_Connected):
         """How many people there are (whose name contains ``search``, if given)."""
         if search:
             rows = self._query(
-                "SELECT COUNT(*) AS n FROM persons WHERE name LIKE ? ESCAPE '\\'",
+                f"SELECT COUNT(*) AS n FROM persons WHERE name {self._LIKE} ? ESCAPE '\\'",
                 (like_pattern(search),),
             )
         else:
@@ -266,7 +283,7 @@ class PersonTable(_Connected):
 
     def update_person(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         person_id: int,
         *,
         name: str | None = None,
@@ -295,7 +312,7 @@ class PersonTable(_Connected):
         if cur.rowcount == 0:
             raise NotFoundError(f"no person #{person_id}")
 
-    def delete_person(self, conn: sqlite3.Connection, person_id: int) -> int:
+    def delete_person(self, conn: Connection, person_id: int) -> int:
         """Delete a person with every photo and template (cascade); returns templates removed."""
         n = conn.execute(
             "SELECT COUNT(*) AS n FROM templates WHERE person_id = ?", (person_id,)
@@ -322,11 +339,15 @@ class TemplateTable(_Connected):
     """Rows of ``photos``, ``templates`` and ``template_log`` (vectors, kept photos and,
     with a key, photo digests and source names sealed: see :mod:`~faceindex.gallery.sealing`)."""
 
-    def _bind_model(self, conn: sqlite3.Connection, model_id: str, dim: int) -> None:
+    def _bind_model(self, conn: Connection, model_id: str, dim: int) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta (key, value) VALUES ('model_id', ?)", (model_id,))
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('dim', ?)", (str(dim),))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('dim', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(dim),),
+            )
         elif row["value"] != model_id:
             raise EmbeddingModelMismatchError(
                 f"this gallery holds {row['value']!r} templates; {model_id!r} templates "
@@ -350,7 +371,7 @@ class TemplateTable(_Connected):
 
     def add_photo(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         person_id: int,
         sha256: str,
         *,
@@ -366,7 +387,7 @@ class TemplateTable(_Connected):
         try:
             cur = conn.execute(
                 "INSERT INTO photos (person_id, sha256, source, data, data_key_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     person_id,
                     self.sealer.lookup(sha256),
@@ -378,13 +399,13 @@ class TemplateTable(_Connected):
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"photo {sha256[:12]} is already enrolled for this person") from exc
-        photo_id = int(cur.lastrowid or 0)
+        photo_id = int(cur.fetchone()[0])
         if keyed:
             self._write_label(conn, self.sealer, photo_id, PhotoLabel(sha256, storable(source)))
         return photo_id
 
     def _write_label(
-        self, conn: sqlite3.Connection, sealer: Sealer, photo_id: int, label: PhotoLabel
+        self, conn: Connection, sealer: Sealer, photo_id: int, label: PhotoLabel
     ) -> None:
         """Store ``label`` in photo row ``photo_id`` as ``sealer`` records it."""
         stored = sealer.seal_label(photo_id, label)
@@ -393,7 +414,7 @@ class TemplateTable(_Connected):
             (stored.lookup, stored.source, stored.sealed, stored.key_id, photo_id),
         )
 
-    def _label(self, row: sqlite3.Row, prefix: str = "") -> PhotoLabel:
+    def _label(self, row: Any, prefix: str = "") -> PhotoLabel:
         """The digest and source of a photo row (columns named ``prefix`` + the column)."""
         sealed = row[prefix + "label"]
         stored = StoredLabel(
@@ -424,7 +445,7 @@ class TemplateTable(_Connected):
 
     def add_template(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         person_id: int,
         embedding: Embedding,
         *,
@@ -436,23 +457,25 @@ class TemplateTable(_Connected):
         self._bind_model(conn, embedding.model_id, embedding.dim)
         cur = conn.execute(
             "INSERT INTO templates (person_id, photo_id, model_id, dim, vector, key_id, quality,"
-            " bbox, flags, created_at) VALUES (?, ?, ?, ?, zeroblob(1), NULL, ?, ?, ?, ?)",
+            " bbox, flags, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) RETURNING id",
             (
                 person_id,
                 photo_id,
                 embedding.model_id,
                 embedding.dim,
+                b"\x00",  # the sealed blob needs the row's id: written just below
                 quality,
                 json.dumps(bbox.as_list()) if bbox is not None else None,
                 json.dumps(list(flags)),
                 now(),
             ),
         )
-        template_id = int(cur.lastrowid or 0)
+        template_id = int(cur.fetchone()[0])
         blob, key_id = self._seal(self.sealer, template_id, embedding.model_id, embedding.vector)
         conn.execute(
             "UPDATE templates SET vector = ?, key_id = ? WHERE id = ?", (blob, key_id, template_id)
         )
+        self._vector_written(conn, template_id, embedding.vector, key_id)
         return template_id
 
     def templates(self, person_id: int) -> list[TemplateInfo]:
@@ -480,7 +503,7 @@ class TemplateTable(_Connected):
             for r in rows
         ]
 
-    def _source(self, row: sqlite3.Row) -> str | None:
+    def _source(self, row: Any) -> str | None:
         """A template row's photo source name; None without a photo, or when it is sealed
         and the key is missing or another (listing people needs no key; reading the
         vectors or kept photos still says which key is needed)."""
@@ -491,7 +514,7 @@ class TemplateTable(_Connected):
         except (KeyRequiredError, KeyMismatchError):
             return None
 
-    def move_person(self, conn: sqlite3.Connection, from_id: int, into_id: int) -> tuple[int, int]:
+    def move_person(self, conn: Connection, from_id: int, into_id: int) -> tuple[int, int]:
         """Move every photo and template of ``from_id`` to ``into_id`` (a merge), inside
         ``conn``'s transaction; returns (templates, photos) moved. Kept photos are re-sealed
         for their new owner (a photo's seal is bound to its person); a photo both people
@@ -533,7 +556,7 @@ class TemplateTable(_Connected):
         )
         return {int(r["id"]) for r in rows}
 
-    def delete_template(self, conn: sqlite3.Connection, template_id: int) -> int:
+    def delete_template(self, conn: Connection, template_id: int) -> int:
         """Delete a template and, if it was its photo's last, the photo; returns the owner."""
         row = conn.execute(
             "SELECT person_id, photo_id FROM templates WHERE id = ?", (template_id,)
@@ -557,11 +580,11 @@ class TemplateTable(_Connected):
         )
         return [(int(r[0]), int(r[1]), r[2], bool(r[3])) for r in rows]
 
-    def delete_all_templates(self, conn: sqlite3.Connection) -> int:
+    def delete_all_templates(self, conn: Connection) -> int:
         """Delete every template (model migration, inside its transaction)."""
         return int(conn.execute("DELETE FROM templates").rowcount)
 
-    def unbind_model(self, conn: sqlite3.Connection) -> None:
+    def unbind_model(self, conn: Connection) -> None:
         """Forget the gallery's model (only once every template is gone)."""
         left = conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]
         if left:
@@ -576,7 +599,7 @@ class TemplateTable(_Connected):
         raw = np.ascontiguousarray(vector, dtype="<f4").tobytes()
         return sealer.seal(raw, template_context(template_id, model_id))
 
-    def _open(self, row: sqlite3.Row) -> FloatArray:
+    def _open(self, row: Any) -> FloatArray:
         blob = self.sealer.open(
             bytes(row["vector"]), row["key_id"], template_context(row["id"], row["model_id"])
         )
@@ -589,7 +612,7 @@ class TemplateTable(_Connected):
         """Template vectors (all, or the given ids), decrypted, with their owners."""
         with self._lock:
             # One read transaction, so the vectors and last_seq are from the same snapshot.
-            self._conn.execute("BEGIN")
+            self._conn.execute(self._SNAPSHOT)
             try:
                 seq_row = self._conn.execute("SELECT MAX(seq) AS s FROM template_log").fetchone()
                 if template_ids is None:

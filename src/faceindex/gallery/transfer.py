@@ -46,7 +46,7 @@ from faceindex.errors import (
     InvalidInputError,
     StorageError,
 )
-from faceindex.gallery.store import SqliteStore
+from faceindex.gallery.store import GalleryStore
 from faceindex.types import BBox, Embedding
 
 FORMAT = "faceindex-gallery"
@@ -72,7 +72,7 @@ class ImportReport:
         }
 
 
-def export_gallery(store: SqliteStore, *, photos: bool = False, actor: str) -> bytes:
+def export_gallery(store: GalleryStore, *, photos: bool = False, actor: str) -> bytes:
     """The whole gallery as one export file (sealed when the store has a key)."""
     document = _document(store, photos=photos)
     key = store.sealer.key
@@ -102,7 +102,7 @@ def export_gallery(store: SqliteStore, *, photos: bool = False, actor: str) -> b
     return head + payload
 
 
-def _document(store: SqliteStore, *, photos: bool) -> dict[str, Any]:
+def _document(store: GalleryStore, *, photos: bool) -> dict[str, Any]:
     people: list[dict[str, Any]] = []
     offset = 0
     while True:
@@ -203,7 +203,7 @@ def read_export(data: bytes, key: TemplateKey | None) -> dict[str, Any]:
     return document
 
 
-def import_gallery(store: SqliteStore, data: bytes, *, model_id: str, actor: str) -> ImportReport:
+def import_gallery(store: GalleryStore, data: bytes, *, model_id: str, actor: str) -> ImportReport:
     """Add an export file's people and templates to the gallery (see the module doc).
 
     ``model_id``: the model the gallery's templates must come from (its bound model, else
@@ -266,7 +266,7 @@ def _external_id_taken(conn: Any, external_id: str) -> bool:
 
 
 def _add_template(
-    store: SqliteStore, conn: Any, person_id: int, item: Any, model_id: str, where: str
+    store: GalleryStore, conn: Any, person_id: int, item: Any, model_id: str, where: str
 ) -> bool:
     """Add one exported template (False: its photo is already enrolled, skipped)."""
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.engines import Engine
 from faceindex.errors import ConflictError, InvalidInputError, NotFoundError
 from faceindex.gallery import Gallery, Person
 from faceindex.library.cluster import ClusterRule, assign, rule_for, seeded_cluster
@@ -114,11 +115,13 @@ class PhotoLibrary:
         progress: ProgressFn | None = None,
         cluster: bool = True,
         report: ScanReport | None = None,
+        engine: Engine | None = None,
     ) -> ScanReport:
         """Index every face of the photos under ``folders`` (see :mod:`.scan`), then
         (``cluster``) place the new unnamed faces in clusters. ``report``: filled in as the
-        scan goes (see :meth:`.Scanner.scan`)."""
-        report = Scanner(self.store, self.gallery, self.pipeline).scan(
+        scan goes (see :meth:`.Scanner.scan`). ``engine``: where the photos are analysed
+        (:mod:`faceindex.engines`; default: in this process)."""
+        report = Scanner(self.store, self.gallery, self.pipeline, engine=engine).scan(
             folders, progress=progress, report=report
         )
         if cluster:

@@ -7,11 +7,14 @@ A file is looked at in three steps, each only when the one before cannot decide:
    and a dictionary lookup per file);
 2. its SHA-256: equal means the bytes did not change (a copy, a ``touch``): only the new
    size and mtime are stored;
-3. else it is decoded, its faces detected, rated, embedded and identified against the
-   gallery, and the photo is stored with its faces in one transaction.
+3. else it is decoded, its faces detected, rated and embedded (by an engine:
+   :mod:`faceindex.engines`, in this process by default, or on Dask workers), then
+   identified against the gallery, and the photo is stored with its faces in one
+   transaction, by this process, in the order of the walk.
 
 Each photo commits on its own, so a scan killed half way keeps what it did and the next
-one picks up where it stopped. Files without a photo suffix (:mod:`faceindex.io.files`,
+one picks up where it stopped (a photo an engine lost is not stored, and is done next
+time). Files without a photo suffix (:mod:`faceindex.io.files`,
 plus HEIC/HEIF where Pillow has a plugin for them) are counted and skipped; hidden files
 and folders (``.thumbnails``, ``.DS_Store``) are not looked at; a photo that cannot be
 decoded is stored with its error code, so that it is not retried until it changes. Photos
@@ -20,6 +23,7 @@ that were scanned under a folder and are gone from it are forgotten, faces and a
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import os
@@ -31,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from faceindex.errors import EmbeddingModelMismatchError, FaceIndexError, NotFoundError
+from faceindex.engines import Engine
+from faceindex.engines.analysis import NOT_DONE, AnalysisPlan, Job, PhotoAnalysis
+from faceindex.engines.local import LocalEngine
+from faceindex.errors import EmbeddingModelMismatchError, NotFoundError
 from faceindex.gallery import Gallery
 from faceindex.io.files import IMAGE_SUFFIXES
-from faceindex.io.image import load_image
 from faceindex.library.store import OK, LibraryStore, NewFace, PhotoRecord
 from faceindex.pipeline import Pipeline
 from faceindex.types import Face
@@ -98,6 +104,8 @@ class ScanReport:
     elapsed_s: float = 0.0
     clusters_joined: int = 0
     clusters_new: int = 0
+    #: Photos an engine lost (a worker died): not stored, so the next scan does them.
+    not_done: int = 0
     error_paths: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -117,6 +125,7 @@ class ScanReport:
             "unchanged": self.unchanged + self.touched,
             "not_images": self.not_images,
             "errors": self.errors,
+            "not_done": self.not_done,
             "removed": self.removed,
             "faces": self.faces,
             "recognised": self.recognised,
@@ -127,13 +136,51 @@ class ScanReport:
         }
 
 
-class Scanner:
-    """Scans folders into a :class:`LibraryStore`, identifying faces with a gallery."""
+#: What an engine computes for each scanned photo: every face, embedded.
+SCAN_PLAN = AnalysisPlan()
 
-    def __init__(self, store: LibraryStore, gallery: Gallery, pipeline: Pipeline) -> None:
+
+class _Step(enum.Enum):
+    """What the walk decided about a file before any analysis (see the module doc)."""
+
+    NOT_IMAGE = "not_image"
+    ERROR = "error"
+    UNCHANGED = "unchanged"
+    TOUCHED = "touched"
+    ANALYSE = "analyse"
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A file of the walk and what is known of it before the writer takes it."""
+
+    path: Path
+    step: _Step
+    old: PhotoRecord | None = None
+    size: int = 0
+    mtime_ns: int = 0
+    message: str | None = None
+
+
+class Scanner:
+    """Scans folders into a :class:`LibraryStore`, identifying faces with a gallery.
+
+    The photos to analyse go through ``engine`` (default: in this process); what it finds
+    is identified and written here, one photo at a time, in the order of the walk.
+    """
+
+    def __init__(
+        self,
+        store: LibraryStore,
+        gallery: Gallery,
+        pipeline: Pipeline,
+        *,
+        engine: Engine | None = None,
+    ) -> None:
         self.store = store
         self.gallery = gallery
         self.pipeline = pipeline
+        self.engine = engine
 
     def scan(
         self,
@@ -161,14 +208,20 @@ class Scanner:
         roots = [str(Path(f).absolute()) for f in folders]
         identify = self.gallery.count_templates() > 0
         seen: set[str] = set()
-        for done, path in enumerate(files, start=1):
+
+        def jobs() -> Iterator[Job[_File]]:
+            for path in files:
+                if path.suffix.lower() not in suffixes:
+                    yield Job(_File(path, _Step.NOT_IMAGE), None)
+                    continue
+                seen.add(str(path))
+                step = _look(path, known.get(str(path)))
+                yield Job(step, str(path) if step.step is _Step.ANALYSE else None)
+
+        engine = self.engine if self.engine is not None else LocalEngine(pipeline=self.pipeline)
+        for done, (item, analysis) in enumerate(engine.analyse(jobs(), SCAN_PLAN), start=1):
             report.files += 1
-            if path.suffix.lower() not in suffixes:
-                report.not_images += 1
-            else:
-                key = str(path)
-                seen.add(key)
-                self._one(path, known.get(key), report, identify=identify)
+            self._write(item, analysis, report, identify=identify)
             if progress is not None:
                 progress(done, len(files))
         gone = [
@@ -181,57 +234,61 @@ class Scanner:
         report.elapsed_s = time.perf_counter() - start
         return report
 
-    def _one(
-        self, path: Path, old: PhotoRecord | None, report: ScanReport, *, identify: bool
+    def _write(
+        self, item: _File, analysis: PhotoAnalysis | None, report: ScanReport, *, identify: bool
     ) -> None:
-        try:
-            st = path.stat()
-        except OSError as exc:
+        """Take one file of the walk, in order: count it, and store what changed."""
+        if item.step is _Step.NOT_IMAGE:
+            report.not_images += 1
+        elif item.step is _Step.ERROR:
             report.errors += 1
-            report.error_paths.append((str(path), exc.strerror or str(exc)))
-            return
-        if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            report.error_paths.append((str(item.path), item.message or "error"))
+        elif item.step is _Step.UNCHANGED:
             report.unchanged += 1
-            return
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            report.errors += 1
-            report.error_paths.append((str(path), exc.strerror or str(exc)))
-            return
-        digest = hashlib.sha256(data).hexdigest()
-        if old is not None and old.sha256 == digest:
-            self.store.touch_photo(old.id, st.st_size, st.st_mtime_ns)
+        elif item.step is _Step.TOUCHED and item.old is not None:
+            self.store.touch_photo(item.old.id, item.size, item.mtime_ns)
             report.touched += 1
+        elif analysis is not None:
+            self._save(item, analysis, report, identify=identify)
+
+    def _save(
+        self, item: _File, analysis: PhotoAnalysis, report: ScanReport, *, identify: bool
+    ) -> None:
+        path = str(item.path)
+        if analysis.lost:  # not stored: the next scan finds it new and does it
+            report.not_done += 1
+            report.error_paths.append((path, NOT_DONE))
             return
-        status, faces = self._analyse(str(path), data, identify=identify)
-        if status != OK:
+        if analysis.sha256 is None:  # its bytes could not be read: not stored, retried
             report.errors += 1
-            report.error_paths.append((str(path), status))
+            report.error_paths.append((path, analysis.message or analysis.error or "error"))
+            return
+        status, faces = OK, []
+        if analysis.error is not None:
+            status = analysis.error
+            report.errors += 1
+            report.error_paths.append((path, status))
+        else:
+            faces = self._faces(analysis, identify=identify)
         self.store.save_photo(
-            str(path),
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            sha256=digest,
+            path,
+            size=item.size,
+            mtime_ns=item.mtime_ns,
+            sha256=analysis.sha256,
             status=status,
             faces=faces,
         )
-        if old is None:
+        if item.old is None:
             report.new += 1
         else:
             report.changed += 1
         report.faces += len(faces)
         report.recognised += sum(1 for f in faces if f.person_id is not None)
 
-    def _analyse(self, label: str, data: bytes, *, identify: bool) -> tuple[str, list[NewFace]]:
-        try:
-            rgb = load_image(data, limits=self.pipeline.limits, name=label)
-            faces = self.pipeline.analyze(rgb)
-        except FaceIndexError as exc:
-            return exc.code, []
-        embedded = [f for f in faces if f.embedding is not None]
+    def _faces(self, analysis: PhotoAnalysis, *, identify: bool) -> list[NewFace]:
+        embedded = [f for f in analysis.faces if f.embedding is not None]
         if not embedded:
-            return OK, []
+            return []
         vectors = np.stack([f.embedding.vector for f in embedded if f.embedding is not None])
         who: list[tuple[int | None, float | None]] = [(None, None)] * len(embedded)
         if identify:
@@ -240,7 +297,7 @@ class Scanner:
                 for r in self.gallery.identify_vectors(vectors)
             ]
         model_id = self.pipeline.model_id
-        return OK, [
+        return [
             NewFace(
                 bbox=f.bbox,
                 quality=None if f.quality is None else float(f.quality.score),
@@ -252,3 +309,24 @@ class Scanner:
             )
             for i, f in enumerate(embedded)
         ]
+
+
+def _look(path: Path, old: PhotoRecord | None) -> _File:
+    """Steps 1 and 2 of the module docstring, before any analysis: unchanged (same size
+    and mtime), touched (same bytes), or to analyse (new, or its bytes changed)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return _File(path, _Step.ERROR, message=exc.strerror or str(exc))
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    if old is None:
+        return _File(path, _Step.ANALYSE, None, size, mtime_ns)  # the engine reads it
+    if old.size == size and old.mtime_ns == mtime_ns:
+        return _File(path, _Step.UNCHANGED, old)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _File(path, _Step.ERROR, message=exc.strerror or str(exc))
+    if old.sha256 == hashlib.sha256(data).hexdigest():
+        return _File(path, _Step.TOUCHED, old, size, mtime_ns)
+    return _File(path, _Step.ANALYSE, old, size, mtime_ns)

@@ -272,7 +272,7 @@ def test_decodes_are_bounded_by_the_model_workers(
         return decode
 
     monkeypatch.setattr("faceindex.api.routes.recognition.load_image", counted(image_io.load_image))
-    monkeypatch.setattr("faceindex.gallery.enrolment.load_image", counted(image_io.load_image))
+    monkeypatch.setattr("faceindex.engines.analysis.load_image", counted(image_io.load_image))
     client = make_client(no_auth=True, model_workers=2)
     pid = client.post("/v1/people", json={"name": "Ada"}).json()["id"]
     photo = photo_of(1)

@@ -28,8 +28,8 @@ PhotoOf = Callable[..., Path]
 
 
 @pytest.fixture()
-def gallery(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Gallery]:
-    with open_gallery(tmp_path / "g.db", pipeline=fake_pipeline) as g:
+def gallery(gallery_location: str, fake_pipeline: Pipeline) -> Iterator[Gallery]:
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         yield g
 
 

@@ -29,8 +29,9 @@ PhotoOf = Callable[..., Path]
 
 
 @pytest.fixture()
-def gallery(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Gallery]:
-    with open_gallery(tmp_path / "g.db", pipeline=fake_pipeline) as g:
+def gallery(gallery_location: str, fake_pipeline: Pipeline) -> Iterator[Gallery]:
+    """A gallery on each store: a SQLite file and a PostgreSQL database (see pg_server)."""
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         yield g
 
 
@@ -150,8 +151,10 @@ def test_records_rename_update_remove_and_audit_actor(gallery: Gallery, photo_of
 
 
 def test_erasure_leaves_the_index_and_the_file(
-    gallery: Gallery, photo_of: PhotoOf, tmp_path: Path
+    fake_pipeline: Pipeline, photo_of: PhotoOf, tmp_path: Path
 ) -> None:
+    # SQLite only (the file's bytes); PostgreSQL: test_postgres_store.py
+    gallery = open_gallery(tmp_path / "g.db", pipeline=fake_pipeline)
     gallery.enroll("Ada", [photo_of(1)])
     gallery.enroll("Bob", [photo_of(2)])
     assert gallery.identify(photo_of(1, variant=1))[0].person is not None  # index built
@@ -167,14 +170,15 @@ def test_erasure_leaves_the_index_and_the_file(
     wal = tmp_path / "g.db-wal"
     data += wal.read_bytes() if wal.exists() else b""
     assert bytes(blob)[8:40] not in data
+    gallery.close()
 
 
 def test_a_second_gallery_instance_sees_new_enrolments(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     with (
-        open_gallery(tmp_path / "g.db", pipeline=fake_pipeline) as writer,
-        open_gallery(tmp_path / "g.db", pipeline=fake_pipeline) as reader,
+        open_gallery(gallery_location, pipeline=fake_pipeline) as writer,
+        open_gallery(gallery_location, pipeline=fake_pipeline) as reader,
     ):
         writer.enroll("Ada", [photo_of(1)])
         assert reader.identify(photo_of(1, variant=1))[0].person is not None
@@ -198,10 +202,10 @@ def test_identify_vectors_is_the_video_identifier(gallery: Gallery, photo_of: Ph
 
 
 def test_encrypted_gallery_needs_its_key(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     key, other = TemplateKey.generate(), TemplateKey.generate()
-    db = tmp_path / "g.db"
+    db = gallery_location
     with open_gallery(db, pipeline=fake_pipeline, key=key, keep_photos=True) as g:
         g.enroll("Ada", [photo_of(1)])
         assert g.key_ids() == {key.key_id}
@@ -223,14 +227,12 @@ def test_encrypted_gallery_needs_its_key(
         assert g.rekey(None) == 1 and g.key_ids() == {None}
 
 
-def test_a_gallery_refuses_another_models_templates(
-    gallery: Gallery, photo_of: PhotoOf, tmp_path: Path
-) -> None:
+def test_a_gallery_refuses_another_models_templates(gallery: Gallery, photo_of: PhotoOf) -> None:
     gallery.enroll("Ada", [photo_of(1)])
     other_embedder = FakeEmbedder()
     other_embedder.spec = dataclasses.replace(FakeEmbedder.spec, model_id="fake-v2")
     other = Pipeline(detector=FakeDetector(), embedder=other_embedder)
-    with open_gallery(tmp_path / "g.db", pipeline=other) as g:
+    with open_gallery(gallery.location, pipeline=other) as g:
         with pytest.raises(EmbeddingModelMismatchError):
             g.identify(photo_of(1))
         with pytest.raises(ConflictError, match="no kept photo"):
@@ -238,9 +240,9 @@ def test_a_gallery_refuses_another_models_templates(
 
 
 def test_reembedding_moves_a_gallery_with_kept_photos(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
-    db = tmp_path / "g.db"
+    db = gallery_location
     with open_gallery(db, pipeline=fake_pipeline, keep_photos=True) as g:
         g.enroll("Ada", [photo_of(1), photo_of(1, variant=1)])
         other_embedder = FakeEmbedder()
@@ -274,8 +276,8 @@ def test_settings_reach_the_gallery(
         SearchSettings(top_k=0)
 
 
-def test_listing_people_builds_no_pipeline(tmp_path: Path) -> None:
-    with open_gallery(tmp_path / "g.db") as g:
+def test_listing_people_builds_no_pipeline(gallery_location: str) -> None:
+    with open_gallery(gallery_location) as g:
         g.create_person("Ada")
         assert [p.name for p in g.people()] == ["Ada"]
         assert g._pipeline is None  # records need no model

@@ -21,8 +21,8 @@ PhotoOf = Callable[..., Path]
 
 
 @pytest.fixture()
-def gallery(tmp_path: Path, fake_pipeline: Pipeline) -> Iterator[Gallery]:
-    with open_gallery(tmp_path / "g.db", pipeline=fake_pipeline) as g:
+def gallery(gallery_location: str, fake_pipeline: Pipeline) -> Iterator[Gallery]:
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         yield g
 
 
@@ -111,10 +111,10 @@ def test_migration_keeps_names_that_differ_only_in_case(
 
 
 def test_merge_moves_templates_and_photos_and_the_index_follows(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     key = TemplateKey.generate()
-    with open_gallery(tmp_path / "g.db", pipeline=fake_pipeline, keep_photos=True, key=key) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline, keep_photos=True, key=key) as g:
         obama = g.enroll("Barack Obama", [photo_of(1)]).person
         twin = g.create_person("B. Obama", external_id="x-7", metadata={"source": "hr"})
         g.enroll_person(twin.id, [photo_of(1, variant=1)], force=True)
@@ -142,7 +142,7 @@ def test_merge_moves_templates_and_photos_and_the_index_follows(
         with pytest.raises(NotFoundError):
             g.merge(obama.id, 999)
     # reopened, a fresh index sees the same
-    with open_gallery(tmp_path / "g.db", pipeline=fake_pipeline, key=key) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline, key=key) as g:
         (face,) = g.identify(photo_of(1, variant=3))
         assert face.person is not None and face.person.person_id == obama.id
         assert g.count_people() == 2

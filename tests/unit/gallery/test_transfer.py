@@ -38,7 +38,7 @@ def _source(
 
 
 def test_round_trip_keeps_people_templates_and_flags(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     data = _source(tmp_path, fake_pipeline, photo_of)
     header, _, payload = data.partition(b"\n")
@@ -52,7 +52,7 @@ def test_round_trip_keeps_people_templates_and_flags(
     assert document["model_id"] == "fake-v1" and document["dim"] == 48
     assert all(t["photo"] is None for p in document["people"] for t in p["templates"])
 
-    with open_gallery(tmp_path / "dst.db", pipeline=fake_pipeline) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         report = g.import_from(data)
         assert report.as_dict() == {
             "people_created": 2,
@@ -79,10 +79,10 @@ def test_round_trip_keeps_people_templates_and_flags(
 
 
 def test_import_merges_by_name_regardless_of_case(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     data = _source(tmp_path, fake_pipeline, photo_of)
-    with open_gallery(tmp_path / "dst.db", pipeline=fake_pipeline) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         ada = g.create_person("ADA", external_id="other")
         g.create_person("Carl", external_id="a-1")  # Ada's external id is taken here
         report = g.import_from(data)
@@ -92,10 +92,10 @@ def test_import_merges_by_name_regardless_of_case(
 
 
 def test_photos_travel_only_when_asked(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     data = _source(tmp_path, fake_pipeline, photo_of, photos=True)
-    with open_gallery(tmp_path / "dst.db", pipeline=fake_pipeline) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline) as g:
         g.import_from(data)
         (first, _) = g.templates("Ada")
         assert first.photo_id is not None
@@ -103,7 +103,7 @@ def test_photos_travel_only_when_asked(
 
 
 def test_sealed_export_needs_the_same_key(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     key = TemplateKey.generate()
     data = _source(tmp_path, fake_pipeline, photo_of, key=key)
@@ -117,19 +117,19 @@ def test_sealed_export_needs_the_same_key(
     tampered = data[:-5] + bytes(5)
     with pytest.raises(InvalidInputError, match="damaged or was altered"):
         read_export(tampered, key)
-    with open_gallery(tmp_path / "dst.db", pipeline=fake_pipeline, key=key) as g:
+    with open_gallery(gallery_location, pipeline=fake_pipeline, key=key) as g:
         assert g.import_from(data).templates_added == 3
         assert g.key_ids() == {key.key_id}
 
 
 def test_a_model_mismatch_is_refused_before_anything_is_written(
-    tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
+    gallery_location: str, tmp_path: Path, fake_pipeline: Pipeline, photo_of: PhotoOf
 ) -> None:
     data = _source(tmp_path, fake_pipeline, photo_of)
     other = FakeEmbedder()
     other.spec = dataclasses.replace(other.spec, model_id="other-v2")
     pipeline = Pipeline(detector=FakeDetector(), embedder=other)
-    with open_gallery(tmp_path / "dst.db", pipeline=pipeline) as g:
+    with open_gallery(gallery_location, pipeline=pipeline) as g:
         with pytest.raises(EmbeddingModelMismatchError, match="'fake-v1' templates"):
             g.import_from(data)
         assert g.count_people() == 0

@@ -63,7 +63,7 @@ def list_keys(args: argparse.Namespace, ctx: CliContext) -> int:
     for k in found:
         ctx.out.emit(k.as_dict(), output.apikey_line(k))
     if not ctx.out.json:
-        ctx.out.note(f"{output.plural(len(found), 'API key')} in {ctx.gallery_path}")
+        ctx.out.note(f"{output.plural(len(found), 'API key')} in {ctx.gallery_where}")
     return OK
 
 

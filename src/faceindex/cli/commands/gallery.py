@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceindex.cli import output
@@ -17,16 +19,19 @@ from faceindex.cli.options import (
     PERSON_HELP,
     Subparsers,
     action_subparsers,
+    add_engine_options,
     add_gallery_options,
     add_json_option,
     add_model_options,
     add_require_live,
     count,
+    engine_usage_error,
     looks_like_id,
 )
 from faceindex.cli.reject import add_reject_below
 
 if TYPE_CHECKING:
+    from faceindex.engines import Engine
     from faceindex.types import Identification
 
 
@@ -53,6 +58,7 @@ def register(subparsers: Subparsers) -> None:
     )
     add_gallery_options(p)
     add_model_options(p, embedder=True)
+    add_engine_options(p)
     p.set_defaults(handler=enroll)
 
     p = subparsers.add_parser(
@@ -127,6 +133,8 @@ def enroll(args: argparse.Namespace, ctx: CliContext) -> int:
         return _enroll_folders(args, ctx)
     if not args.name or not args.images:
         return ctx.out.usage("enroll needs a NAME and at least one photo (or --folders DIR)")
+    if args.engine != "local" or args.workers is not None or args.address is not None:
+        return ctx.out.usage("--engine, --workers and --address are for --folders DIR")
     _check_new_name(args.name)
     _check_photo_args(args.images)
     gallery = ctx.gallery(pipeline=ctx.pipeline)  # creates one
@@ -163,10 +171,15 @@ def _check_photo_args(images: list[str]) -> None:
 
 
 def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.engines.analysis import NOT_DONE, Job
     from faceindex.errors import InvalidInputError
     from faceindex.gallery import EnrolStatus
+    from faceindex.gallery.enrolment import ENROLMENT_PLAN, PhotoOutcome
     from faceindex.io.files import person_folders
 
+    wrong = engine_usage_error(args)
+    if wrong:
+        return ctx.out.usage(wrong)
     people = person_folders(args.folders)
     if not people:
         raise InvalidInputError(
@@ -179,22 +192,67 @@ def _enroll_folders(args: argparse.Namespace, ctx: CliContext) -> int:
     rejected: list[tuple[str, tuple[str, ...]]] = []
     start = time.perf_counter()
     gallery = ctx.gallery(pipeline=ctx.pipeline)
-    ctx.pipeline.warm_up()
-    with ctx.out.progress("enrolling", total=total, unit="photos") as progress:
+
+    def jobs() -> Iterator[Job[tuple[str, Path, bool]]]:
+        # A photo the gallery already holds is not sent to the engine: a re-run of an
+        # interrupted job analyses only what is left.
         for name, photos in people:
             for photo in photos:
-                # One photo at a time: each is committed on its own, so an interrupted
-                # run keeps what it did and a re-run skips it (duplicate by hash).
-                report = gallery.enroll(name, [photo], sources=[str(photo)], force=args.force)
+                known = gallery.known_photo(name, photo, str(photo)) is not None
+                yield Job((name, photo, known), None if known else str(photo))
+
+    with (
+        _engine(args, ctx) as engine,
+        ctx.out.progress("enrolling", total=total, unit="photos") as progress,
+    ):
+        for (name, photo, known), analysis in engine.analyse(jobs(), ENROLMENT_PLAN):
+            # One photo at a time, in folder order whatever the engine: each is committed
+            # on its own, so an interrupted run keeps what it did and a re-run skips it
+            # (duplicate by hash). A photo known before is checked again now (it was
+            # checked ahead of the writes).
+            outcome: PhotoOutcome | None = None
+            if known:
+                outcome = gallery.known_photo(name, photo, str(photo))
+            if outcome is None:
+                report = gallery.enroll(
+                    name,
+                    [photo],
+                    sources=[str(photo)],
+                    force=args.force,
+                    analyses=[analysis],
+                )
                 outcome = report.outcomes[0]
-                counts[str(outcome.status)] += 1
-                if outcome.status is EnrolStatus.REJECTED:
-                    rejected.append((outcome.source, outcome.reasons))
-                ctx.out.emit({"person": name, **outcome.as_dict()}, None)
-                progress.advance()
+            counts[str(outcome.status)] += 1
+            if outcome.status is EnrolStatus.REJECTED:
+                rejected.append((outcome.source, outcome.reasons))
+            ctx.out.emit({"person": name, **outcome.as_dict()}, None)
+            progress.advance()
     elapsed = time.perf_counter() - start
     ctx.out.note(output.enrol_folders_summary(len(people), counts, rejected, elapsed))
+    lost = sum(1 for _, reasons in rejected if NOT_DONE in reasons)
+    if lost:
+        ctx.out.note(
+            f"{output.plural(lost, 'photo')} not done (a worker was lost): run the same "
+            "command again to finish them"
+        )
     return OK if not counts["rejected"] else PARTIAL_FAILURE
+
+
+@contextlib.contextmanager
+def _engine(args: argparse.Namespace, ctx: CliContext) -> Iterator[Engine]:
+    """The engine of ``--engine``/``--workers``/``--address``, closed afterwards; the
+    local one warms up the pipeline, remote workers load their own."""
+    from faceindex.engines import EngineOptions, open_engine
+
+    options = EngineOptions(workers=args.workers, address=args.address)
+    with open_engine(
+        args.engine, pipeline=ctx.pipeline, settings=ctx.settings, options=options
+    ) as engine:
+        if args.engine == "local":
+            ctx.pipeline.warm_up()
+        if ctx.out.verbose or args.engine != "local":
+            ctx.out.note(f"faceindex: {engine.describe()}")
+        yield engine
 
 
 # -- identify ---------------------------------------------------------------------------
@@ -237,7 +295,7 @@ def people_list(args: argparse.Namespace, ctx: CliContext) -> int:
     for p in gallery.people(search=args.search, offset=args.offset, limit=args.limit):
         ctx.out.emit(p.as_dict(), output.person_line(p))
     if not ctx.out.json:
-        ctx.out.note(f"{output.people(gallery.count_people())} in {gallery.path}")
+        ctx.out.note(f"{output.people(gallery.count_people())} in {gallery.where}")
     return OK
 
 

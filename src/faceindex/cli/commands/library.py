@@ -23,10 +23,12 @@ from faceindex.cli.exit_codes import OK, PARTIAL_FAILURE
 from faceindex.cli.options import (
     PERSON_HELP,
     Subparsers,
+    add_engine_options,
     add_gallery_options,
     add_json_option,
     add_model_options,
     cosine,
+    engine_usage_error,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def register(subparsers: Subparsers) -> None:
     add_gallery_options(p)
     add_model_options(p, embedder=True, json=False)
     add_json_option(p, "the summary as JSON on stdout")
+    add_engine_options(p)
     _cluster_threshold(p)
     p.add_argument(
         "--no-cluster", action="store_true", help="only index; leave the clustering for later"
@@ -97,16 +100,34 @@ def _library(args: argparse.Namespace, ctx: CliContext, *, must_exist: bool) -> 
 
 
 def scan(args: argparse.Namespace, ctx: CliContext) -> int:
+    from faceindex.engines import EngineOptions, open_engine
+
+    wrong = engine_usage_error(args)
+    if wrong:
+        return ctx.out.usage(wrong)
+    options = EngineOptions(workers=args.workers, address=args.address)
     with (
         _library(args, ctx, must_exist=False) as library,
+        open_engine(
+            args.engine, pipeline=library.pipeline, settings=ctx.settings, options=options
+        ) as engine,
         ctx.out.progress("scanning", unit="files") as progress,
     ):
-        report = library.scan(args.folders, progress=progress.update, cluster=not args.no_cluster)
+        if ctx.out.verbose or args.engine != "local":
+            ctx.out.note(f"faceindex: {engine.describe()}")
+        report = library.scan(
+            args.folders, progress=progress.update, cluster=not args.no_cluster, engine=engine
+        )
     for path, code in report.error_paths:
         ctx.out.note(f"{path}: error: {code}")
     ctx.out.emit(report.as_dict(), None)
     ctx.out.note(scan_text(report))
-    return OK if not report.errors else PARTIAL_FAILURE
+    if report.not_done:
+        ctx.out.note(
+            f"{output.plural(report.not_done, 'photo')} not done (a worker was lost): "
+            "scan again to finish them"
+        )
+    return OK if not report.errors and not report.not_done else PARTIAL_FAILURE
 
 
 def scan_text(r: ScanReport) -> str:

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = ApiSettings(
         host=args.host,
         port=args.port,
-        gallery=ctx.gallery_path,
+        gallery=None if ctx.gallery_url else ctx.gallery_path,  # a URL: opened below
         no_auth=args.no_auth,
         allow_remote_no_auth=args.allow_remote_no_auth,
         allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = ctx.gallery(pipeline=pipeline, actor="api")
     app = create_app(settings, pipeline=pipeline, gallery=gallery)
     ctx.out.note(
-        f"faceindex {'(NO AUTH) ' if args.no_auth else ''}serving {gallery.path} on "
+        f"faceindex {'(NO AUTH) ' if args.no_auth else ''}serving {gallery.where} on "
         f"http://{args.host}:{args.port}/ (OpenAPI at /openapi.json; Ctrl+C to stop)"
     )
     uvicorn.run(

@@ -52,7 +52,7 @@ def register(subparsers: Subparsers) -> None:
 def stats(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = ctx.gallery(must_exist=True)
     exp = gallery.expectations()
-    record = output.stats_json(gallery.path, gallery.model_id, gallery.count_templates(), exp)
+    record = output.stats_json(gallery.where, gallery.model_id, gallery.count_templates(), exp)
     ctx.out.emit(record, output.stats_text(record))
     return OK
 

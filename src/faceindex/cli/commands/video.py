@@ -156,7 +156,11 @@ def register(subparsers: Subparsers) -> None:
 
 def _gallery(ctx: CliContext, *, required: bool) -> Gallery | None:
     """The gallery named by --gallery (must exist), else the default one if it exists."""
-    if not ctx.gallery_path.is_file() and not (ctx.gallery_given or required):
+    if (
+        not ctx.gallery_url
+        and not ctx.gallery_path.is_file()
+        and not (ctx.gallery_given or required)
+    ):
         log.warning("no gallery at %s: every face will be reported as unknown", ctx.gallery_path)
         return None
     return ctx.gallery(must_exist=True, pipeline=ctx.pipeline)

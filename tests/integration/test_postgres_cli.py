@@ -1,0 +1,73 @@
+"""``faceindex ... --gallery postgresql://...`` end to end (fake backends, a real server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from faceindex.cli.context import CliContext
+from faceindex.cli.main import main
+from faceindex.config import DetectionSettings, EmbeddingSettings, Settings
+from pg_server import SECRET_PASSWORD, SECRET_ROLE, PgServer
+
+FAKE = Settings(
+    detection=DetectionSettings(detector="fake"), embedding=EmbeddingSettings(embedder="fake")
+)
+PhotoOf = Callable[..., Path]
+
+
+@pytest.fixture()
+def run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("FACEINDEX_"):
+            monkeypatch.delenv(key)
+
+    def cli(*argv: str | Path) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv], context_factory=lambda a: CliContext(a, settings=FAKE))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return cli
+
+
+def test_enroll_identify_people_delete_check_on_postgres(
+    run: Callable[..., tuple[int, str, str]], pg_url: str, photo_of: PhotoOf
+) -> None:
+    g = ("--gallery", pg_url)
+    assert run("enroll", "Ada", photo_of(1), *g)[0] == 0
+    assert run("enroll", "Bob", photo_of(2), *g)[0] == 0
+    code, out, _ = run("identify", photo_of(1, variant=1), "--json", *g)
+    assert code == 0 and "Ada" in out
+    code, out, _ = run("people", "list", "--json", *g)  # JSON lines, one person each
+    assert code == 0 and [json.loads(line)["name"] for line in out.splitlines()] == ["Ada", "Bob"]
+    assert run("people", "remove", "Bob", "--yes", *g)[0] == 0
+    code, out, _ = run("people", "list", "--json", *g)
+    assert [json.loads(line)["name"] for line in out.splitlines()] == ["Ada"]
+    code, out, err = run("check", *g)
+    assert code == 0 and "vacuumed" in out + err, out + err
+    code, out, err = run("keys", "create", "--name", "ops", "--scopes", "read", *g)
+    assert code == 0 and "fik_" in out + err
+
+
+def test_the_photo_library_refuses_a_postgres_gallery(
+    run: Callable[..., tuple[int, str, str]], pg_url: str, photo_of: PhotoOf
+) -> None:
+    code, out, err = run("scan", photo_of(1).parent, "--gallery", pg_url)
+    assert code != 0 and "Traceback" not in out + err
+    assert "PostgreSQL" in out + err and "SQLite" in out + err
+
+
+def test_cli_errors_name_the_database_without_its_password(
+    run: Callable[..., tuple[int, str, str]], pg_server: PgServer
+) -> None:
+    url = pg_server.url("no_such_db", user=SECRET_ROLE, password=SECRET_PASSWORD)
+    code, out, err = run("people", "list", "--gallery", url)
+    assert code != 0 and "Traceback" not in out + err
+    assert SECRET_PASSWORD not in out + err and "***" in out + err
