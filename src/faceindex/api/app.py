@@ -46,6 +46,7 @@ from faceindex.api.settings import ApiSettings
 from faceindex.api.state import Services
 from faceindex.api.uploads import BodyLimitMiddleware
 from faceindex.apikeys import KeyRing
+from faceindex.challenges import SharedSessionStore
 from faceindex.config import Settings
 from faceindex.crypto import TemplateKey
 from faceindex.gallery import Gallery, open_gallery
@@ -91,7 +92,7 @@ def pipeline_settings(settings: ApiSettings) -> Settings:
 
 def _open(
     settings: ApiSettings, pipeline: Pipeline | None, gallery: Gallery | None
-) -> tuple[Pipeline, Gallery, KeyRing, bool]:
+) -> tuple[Pipeline, Gallery, KeyRing, SharedSessionStore, bool]:
     owned = gallery is None
     if gallery is None:
         core = pipeline_settings(settings)
@@ -111,7 +112,16 @@ def _open(
         if owned:
             gallery.close()
         raise
-    return pipeline, gallery, keys, owned
+    try:
+        # Liveness sessions and tokens in the gallery's database: every server on it
+        # shares them (docs/liveness.md, "Several servers").
+        challenges = SharedSessionStore(gallery.location)
+    except BaseException:
+        keys.close()
+        if owned:
+            gallery.close()
+        raise
+    return pipeline, gallery, keys, challenges, owned
 
 
 def _announce(services: Services) -> None:
@@ -170,7 +180,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pipe, gal, keys, owned = await run_in_threadpool(_open, settings, pipeline, gallery)
+        pipe, gal, keys, challenges, owned = await run_in_threadpool(
+            _open, settings, pipeline, gallery
+        )
         services = Services(
             settings=settings,
             pipeline=pipe,
@@ -181,6 +193,7 @@ def create_app(
         )
         services.monitors = MonitorManager(pipe, gal, max_running=settings.max_monitors)
         app.state.services = services
+        app.state.liveness_sessions = challenges  # api/routes/liveness.py
         await run_in_threadpool(_announce, services)
         warm = asyncio.create_task(_warm_up(services))
         try:
@@ -201,6 +214,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await warm
             keys.close()
+            challenges.close()
             if owned:
                 gal.close()
 

@@ -2,18 +2,24 @@
 sessions at ``/v1/liveness/sessions``), and the ``require_liveness`` check the other
 routes use.
 
-The checker (``colour-texture``), the session store and the frame measurer are made on
-the first request and kept on the app's state, so each app owns its own (no module
-global); the checker's model is a few KB. Model work runs in the worker threads, like
-detection. The rules of a session are in :mod:`faceindex.liveness.challenge`, the store
-and tokens in :mod:`faceindex.liveness.sessions`; this module only measures frames and
-speaks HTTP.
+The checker (``colour-texture``) and the frame measurer are made on the first request and
+kept on the app's state, so each app owns its own (no module global); the checker's model
+is a few KB. Model work runs in the worker threads, like detection. The session store is
+the gallery database's (:class:`faceindex.challenges.SharedSessionStore`, put on the app's
+state as ``liveness_sessions`` at start-up, so every server on one database shares
+sessions and tokens); an app without one makes an in-memory
+:class:`~faceindex.liveness.sessions.SessionStore`. Both are a
+:class:`~faceindex.liveness.sessions.ChallengeStore`: a session changes only through
+``store.update``, one step no other server's frames interleave with. The rules of a
+session are in :mod:`faceindex.liveness.challenge`, the store and tokens in
+:mod:`faceindex.liveness.sessions`; this module only measures frames and speaks HTTP.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 import numpy as np
@@ -34,12 +40,18 @@ from faceindex.io.image import ImageLimits, load_image
 from faceindex.liveness import DEFAULT_CHECKER, LIVENESS_CHECKERS, LivenessChecker
 from faceindex.liveness.challenge import (
     INSTRUCTIONS,
+    ChallengeSession,
     FrameMeasurement,
     LivenessRequiredError,
     SessionState,
     random_challenges,
 )
-from faceindex.liveness.sessions import SessionStore, StoredSession, TooManySessionsError
+from faceindex.liveness.sessions import (
+    ChallengeStore,
+    SessionStore,
+    StoredSession,
+    TooManySessionsError,
+)
 from faceindex.pipeline import Pipeline
 from faceindex.types import Face, ImageArray
 
@@ -171,8 +183,9 @@ class ModelMeasurer:
 _MEASURED = frozenset({Attribute.EYES, Attribute.POSE, Attribute.EXPRESSION})
 
 
-def _sessions(request: Request) -> SessionStore:
-    return per_app(request, "liveness_sessions", SessionStore)
+def _sessions(request: Request) -> ChallengeStore:
+    store: ChallengeStore = per_app(request, "liveness_sessions", SessionStore)
+    return store
 
 
 def _measurer(request: Request, services: Services) -> FrameMeasurer:
@@ -234,7 +247,7 @@ class FramesJson(Input):
 
 
 def _progress(
-    store: SessionStore, stored: StoredSession, *, last_faces: int | None = None
+    store: ChallengeStore, stored: StoredSession, *, last_faces: int | None = None
 ) -> dict[str, Any]:
     s = stored.challenge
     current = s.current
@@ -287,7 +300,8 @@ async def create_session(
     # The models load before the session's clock starts (seconds, on the first session only).
     await services.run_model(_measurer(request, services).warm_up)
     try:
-        stored = store.create(
+        stored = await services.run_db(
+            store.create,
             random_challenges(),
             threshold=services.pipeline.threshold,
             model_id=services.pipeline.model_id,
@@ -307,13 +321,22 @@ async def create_session(
     )
 
 
-def _session_of(request: Request, session_id: str, nonce: str | None) -> StoredSession:
-    stored = _sessions(request).get(session_id)
+def _session_of(store: ChallengeStore, session_id: str, nonce: str | None) -> StoredSession:
+    stored = store.get(session_id)
     if (
         stored is None
         or nonce is None
         or not hmac.compare_digest(stored.nonce.encode(), nonce.encode())
     ):
+        raise ApiError(404, "not_found", "no such liveness session (or a wrong nonce)")
+    return stored
+
+
+def _updated(
+    store: ChallengeStore, session_id: str, change: Callable[[ChallengeSession], None]
+) -> StoredSession:
+    stored = store.update(session_id, change)
+    if stored is None:  # forgotten between the look-up and the update
         raise ApiError(404, "not_found", "no such liveness session (or a wrong nonce)")
     return stored
 
@@ -326,13 +349,23 @@ def _session_of(request: Request, session_id: str, nonce: str | None) -> StoredS
     responses=errors_doc(404, 422),
 )
 async def get_session(
-    request: Request, session_id: SessionId, _: ReadAccess, nonce: str | None = None
+    request: Request,
+    session_id: SessionId,
+    _: ReadAccess,
+    services: ServicesDep,
+    nonce: str | None = None,
 ) -> SessionProgress:
-    stored = _session_of(request, session_id, nonce)
     store = _sessions(request)
-    with stored.lock:
-        stored.challenge.expire_if_due(store.clock())
+
+    def work() -> SessionProgress:
+        stored = _session_of(store, session_id, nonce)
+        at = store.clock()
+        s = stored.challenge
+        if s.state is SessionState.ACTIVE and at > s.expires_at:  # write only when it ends
+            stored = _updated(store, session_id, lambda c: c.expire_if_due(at))
         return SessionProgress(**_progress(store, stored))
+
+    return await services.run_db(work)
 
 
 def _timestamps(raw: str | None, count: int) -> list[float]:
@@ -407,8 +440,8 @@ async def send_frames(
                 ]
             )
         times = _timestamps(body.text("timestamps"), len(uploads))
-    stored = _session_of(request, session_id, nonce)
     store = _sessions(request)
+    stored = await services.run_db(_session_of, store, session_id, nonce)
     measurer = _measurer(request, services)
 
     def work() -> list[FrameMeasurement]:
@@ -418,15 +451,23 @@ async def send_frames(
             for u, t in zip(uploads, times, strict=True)
         ]
 
-    with stored.lock:  # cheap: decides whether the frames are worth measuring at all
-        stored.challenge.expire_if_due(store.clock())
-        ended = stored.challenge.state is not SessionState.ACTIVE
+    # decides on the state as read whether the frames are worth measuring at all
+    s = stored.challenge
+    ended = s.state is not SessionState.ACTIVE or store.clock() > s.expires_at
     measured = [] if ended else await services.run_model(work)
-    with stored.lock:
-        stored.challenge.feed_all(measured, now=store.clock())
+
+    def feed(session: ChallengeSession) -> None:
+        # applied to the session as it is now: frames another server took meanwhile count
+        session.expire_if_due(store.clock())
+        session.feed_all(measured, now=store.clock())
+
+    def save() -> SessionProgress:
+        done = _updated(store, session_id, feed)
         return SessionProgress(
-            **_progress(store, stored, last_faces=measured[-1].faces if measured else None)
+            **_progress(store, done, last_faces=measured[-1].faces if measured else None)
         )
+
+    return await services.run_db(save)
 
 
 # -- require_liveness on identify, verify and enrolment -----------------------------------
