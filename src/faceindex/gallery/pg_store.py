@@ -55,7 +55,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,14 +68,22 @@ from faceindex.gallery.sealing import Sealer
 from faceindex.gallery.store import GalleryStore
 from faceindex.index.base import FloatArray, IdArray, empty_results
 from faceindex.pg import Connection, PgConnection
+from faceindex.types import Embedding
 
-__all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_M", "PgStore"]
+__all__ = ["HNSW_BUILD_MEMORY_MAX_MB", "HNSW_EF_CONSTRUCTION", "HNSW_M", "PgStore"]
 
 log = logging.getLogger(__name__)
 
 #: HNSW graph parameters (pgvector's defaults are m=16, ef_construction=64).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+#: Bytes the HNSW build needs per vector besides its 4 bytes a dimension (neighbour lists:
+#: 2m candidates of 16 bytes at layer 0, upper layers, element header), with slack: the
+#: build session's ``maintenance_work_mem`` is raised to hold the whole graph, since
+#: pgvector slows down several times once it no longer fits (the server's default is 64MB,
+#: ~40k 256-d vectors). Never lowered; capped at :data:`HNSW_BUILD_MEMORY_MAX_MB`.
+_HNSW_BYTES_PER_VECTOR = 32 * HNSW_M + 256
+HNSW_BUILD_MEMORY_MAX_MB = 8192
 #: The tables whose rows hold a person's data, vacuumed after an erasure.
 _ERASED_TABLES = ("templates", "photos", "persons")
 
@@ -86,6 +94,7 @@ class PgStore(GalleryStore):
     _SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     _LIKE = "ILIKE"
     _BINARY = ' COLLATE "C"'
+    _VECTOR_COLUMN = "embedding"
     _conn: PgConnection
 
     def __init__(self, url: str, *, sealer: Sealer | None = None) -> None:
@@ -209,6 +218,21 @@ class PgStore(GalleryStore):
         finally:
             self._plain = None
 
+    def _reserve_template_ids(self, conn: Connection, n: int) -> list[int]:
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('templates', 'id')) FROM generate_series(1, ?)",
+            (int(n),),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def add_templates(
+        self, conn: Connection, person_ids: Sequence[int], embeddings: Sequence[Embedding]
+    ) -> list[int]:
+        try:
+            return super().add_templates(conn, person_ids, embeddings)
+        finally:
+            self._plain = None
+
     def searchable(self) -> bool:
         """Whether the database can search this gallery's vectors: no key is set and no
         template is sealed (cached; re-read after this store seals or re-seals)."""
@@ -245,11 +269,23 @@ class PgStore(GalleryStore):
 
     def ensure_hnsw(self, dim: int) -> bool:
         """Build the HNSW index for ``dim``-d vectors if it is missing; True if it was built.
-        Writes to templates wait while it builds (minutes at 10^5 vectors)."""
+        Writes to templates wait while it builds (minutes at 10^5 vectors). The build's
+        session gets the ``maintenance_work_mem`` the whole graph needs (up to
+        :data:`HNSW_BUILD_MEMORY_MAX_MB`); parallel workers are the server's
+        ``max_parallel_maintenance_workers`` (default 2)."""
         if self.has_hnsw(dim):
             return False
         name = self._hnsw_name(dim)
         with pg.write_transaction(self._conn, self._lock, lock_key=pg.MIGRATE_LOCK) as conn:
+            (count, current), *_ = conn.execute(
+                "SELECT COUNT(*), pg_size_bytes(current_setting('maintenance_work_mem'))"
+                " FROM templates WHERE embedding IS NOT NULL"
+            ).fetchall()
+            need = int(count) * (4 * int(dim) + _HNSW_BYTES_PER_VECTOR) * 5 // 4
+            memory_mb = max(
+                -(-int(current) // 2**20), min(HNSW_BUILD_MEMORY_MAX_MB, -(-need // 2**20))
+            )
+            conn.execute(f"SET LOCAL maintenance_work_mem = '{memory_mb}MB'")
             conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {name} ON templates USING hnsw"
                 f" ((embedding::vector({int(dim)})) vector_cosine_ops)"
