@@ -157,6 +157,7 @@ def policy(backend: str, ann_from: int) -> SearchPolicy:
         top_k=TOP_K,
         index_backend=backend,
         ann_from=ann_from,
+        pg_hnsw_from=ann_from,
     )
 
 
@@ -558,7 +559,9 @@ def identical(server: LocalPostgres, data_dir: Path, tmp: Path) -> None:
 
 
 def _ann(ann_from: int) -> Settings:
-    return dataclasses.replace(Settings(), index=IndexSettings(ann_from=ann_from))
+    return dataclasses.replace(
+        Settings(), index=IndexSettings(ann_from=ann_from, pg_hnsw_from=ann_from)
+    )
 
 
 # -- d. two API servers on one database ---------------------------------------------------

@@ -79,6 +79,10 @@ class IndexSettings:
     #: exact search answers in ~1 ms up to ~100k templates, and past that the fast-scan ANN
     #: (1.9 ms at 1M, recall@10 0.99; benchmarks/search.py) wins.
     ann_from: int = 200_000
+    #: A PostgreSQL gallery without a key is searched through pgvector's HNSW index from this
+    #: many templates: the database's exact scan costs ~5 us a vector (56 ms at 10k, 670 ms
+    #: at 200k), the HNSW search ~10-20 ms with the same top person (benchmarks/scale.py).
+    pg_hnsw_from: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,12 @@ def filled(pg_server) -> tuple[str, np.ndarray]:  # type: ignore[no-untyped-def]
 
 def _top_people(url: str, probes: np.ndarray, backend: str, ann_from: int) -> list[int | None]:
     policy = SearchPolicy(
-        verify_threshold=0.5, threshold=0.5, index_backend=backend, ann_from=ann_from, top_k=20
+        verify_threshold=0.5,
+        threshold=0.5,
+        index_backend=backend,
+        ann_from=ann_from,
+        pg_hnsw_from=ann_from,
+        top_k=20,
     )
     with PgStore(url) as store:
         searcher = Searcher(store, policy, dim=DIM, model_id="rand")

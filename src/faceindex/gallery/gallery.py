@@ -126,6 +126,7 @@ class Gallery(GalleryRecords):
                     top_k=self.top_k,
                     index_backend=self.index_backend,
                     ann_from=self._settings.index.ann_from,
+                    pg_hnsw_from=self._settings.index.pg_hnsw_from,
                 )
                 self._searcher = Searcher(
                     self._store, policy, dim=pipeline.embedder.spec.dim, model_id=pipeline.model_id

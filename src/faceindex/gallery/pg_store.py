@@ -12,7 +12,7 @@ a name is taken once), and in-process indexes catch up by replaying ``template_l
 vector twice: the blob every store has, and a pgvector ``embedding`` column that the
 database searches itself (the ``pgvector`` index backend, :mod:`faceindex.index.pgvector`):
 exact (``ORDER BY embedding <=> q``) for small galleries, through an HNSW index
-(``vector_cosine_ops``, m=16, ef_construction=64) from ``ann_from`` templates, the top
+(``vector_cosine_ops``, m=16, ef_construction=64) from ``index.pg_hnsw_from`` templates, the top
 candidates re-ranked exactly by inner product. Nothing is loaded into the process, the
 search is always current (the database is the index), and any number of API servers share
 it. A gallery **with** a key seals every vector (AES-GCM) and the database cannot search

@@ -53,9 +53,10 @@ class SearchPolicy:
     #: ``auto``, ``exact``, ``pq-rerank``, ``hnsw`` or ``pgvector`` (PostgreSQL galleries
     #: without a key; ``auto`` picks it there).
     index_backend: str = "auto"
-    #: Under ``auto`` (and ``pgvector``), galleries with at least this many templates are
-    #: searched approximately.
+    #: Under ``auto``, in-process indexes of at least this many templates are approximate.
     ann_from: int = 200_000
+    #: ``pgvector`` searches through the database's HNSW index from this many templates.
+    pg_hnsw_from: int = 10_000
 
     def threshold_for(self, people: int) -> float:
         """The open-set threshold for a gallery of ``people`` enrolled people."""
@@ -354,7 +355,7 @@ class Searcher:
     def _build(self) -> _IndexState:
         pg_store = self._in_database()
         if pg_store is not None:
-            db_index = PgVectorIndex(self.dim, source=pg_store, hnsw_from=self.policy.ann_from)
+            db_index = PgVectorIndex(self.dim, source=pg_store, hnsw_from=self.policy.pg_hnsw_from)
             db_index.prepare()
             owners, last_seq = pg_store.owners()
 
