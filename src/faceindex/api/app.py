@@ -29,6 +29,7 @@ from faceindex.api.ratelimit import RateLimiter
 from faceindex.api.routes import (
     admin,
     attributes,
+    cloak,
     library,
     liveness,
     monitors,
@@ -239,6 +240,7 @@ def create_app(
         recognition,
         liveness,
         attributes,
+        cloak,
         people,
         library,
         admin,

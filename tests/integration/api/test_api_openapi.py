@@ -33,6 +33,7 @@ EXPECTED = {
     ("get", "/v1/liveness/sessions/{session_id}"),
     ("post", "/v1/liveness/sessions/{session_id}/frames"),
     ("post", "/v1/analyze"),
+    ("post", "/v1/cloak"),
     ("get", "/v1/photos"),
     ("get", "/v1/clusters"),
     ("post", "/v1/clusters/{cluster_id}/name"),

@@ -25,6 +25,7 @@ MODULES: tuple[str, ...] = (
     "transfer",
     "serve",
     "video",
+    "cloak",
     "models",
     "liveness",
 )

@@ -196,6 +196,10 @@ export const api = {
       ...opts,
     }),
 
+  /** The photo with every face cloaked against recognition (base64 in the answer). */
+  cloak: (image, strength = "medium", opts = {}) =>
+    request("POST", "v1/cloak", { form: imageForm({ image }, { strength }), ...opts }),
+
   /** Start an active liveness check: 2-3 challenges, a nonce and a deadline. */
   startLiveness: (opts = {}) =>
     request("POST", "v1/liveness/sessions", { json: { mirrored: false }, ...opts }),

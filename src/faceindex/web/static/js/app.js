@@ -8,6 +8,7 @@ import { renderLibrary } from "./views/library.js";
 import { renderEnrol } from "./views/enrol.js";
 import { renderRecognise } from "./views/recognise.js";
 import { renderVerify } from "./views/verify.js";
+import { renderCloak } from "./views/cloak.js";
 import { renderMonitors } from "./views/monitors.js";
 import { renderAudit, renderKeys } from "./views/admin.js";
 import { renderSettings } from "./views/settings.js";
@@ -19,6 +20,7 @@ const ROUTES = [
   { pattern: /^\/enrol\/?$/, nav: "enrol", title: "Enrol", render: renderEnrol },
   { pattern: /^\/recognise\/?$/, nav: "recognise", title: "Recognise", render: renderRecognise },
   { pattern: /^\/verify\/?$/, nav: "verify", title: "Verify", render: renderVerify },
+  { pattern: /^\/protect\/?$/, nav: "protect", title: "Protect a photo", render: renderCloak },
   { pattern: /^\/monitors\/?$/, nav: "monitors", title: "Monitors", render: renderMonitors },
   { pattern: /^\/audit\/?$/, nav: "audit", title: "Audit log", render: renderAudit },
   { pattern: /^\/keys\/?$/, nav: "keys", title: "API keys", render: renderKeys },
