@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ class AttackModel(Protocol):
 
 def require_torch() -> None:
     """:class:`ConfigError` naming the extra to install when PyTorch is missing."""
+    _passive_openmp()
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -65,6 +67,17 @@ def require_torch() -> None:
             f"the privacy cloak needs PyTorch, which is not installed: {INSTALL_HINT}",
             extra="cloak",
         ) from exc
+
+
+def _passive_openmp() -> None:
+    """Let torch's OpenMP threads sleep when idle (unless the user chose otherwise).
+
+    Must run before torch is first imported. With OpenMP's default active wait, torch's two
+    threads spin between the many small ops of a cloak step and compete with ONNX Runtime's
+    threads and with anything else on the machine: on the 2-core machine under load a
+    forward and backward pass took 10-20x longer (cloak/nets/timing.py measurements).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _onnx_embedder(model_id: str, *, threads: int | None, cache_dir: Path | None) -> Embedder:
