@@ -66,12 +66,13 @@ from faceindex.liveness.sessions import (
     SESSION_LIFETIME_S,
     TOKEN_LIFETIME_S,
     StoredSession,
-    TooManySessionsError,
     already_used,
     check_token,
+    new_session,
     purge_after,
     session_from_json,
     session_to_json,
+    sessions_full,
     sign_token,
     unknown_session,
 )
@@ -309,26 +310,19 @@ class SharedSessionStore:
         mirrored: bool = False,
     ) -> StoredSession:
         at = self.clock()
-        stored = StoredSession(
-            id=secrets.token_urlsafe(16),
-            nonce=secrets.token_urlsafe(16),
+        stored = new_session(
+            challenges,
+            at=at,
+            lifetime_s=self.session_lifetime_s,
+            threshold=threshold,
             model_id=model_id,
-            challenge=ChallengeSession(
-                challenges=challenges,
-                expires_at=at + self.session_lifetime_s,
-                lifetime_s=self.session_lifetime_s,
-                threshold=threshold,
-                mirrored=mirrored,
-                rules=self.rules,
-            ),
+            mirrored=mirrored,
+            rules=self.rules,
         )
         with self._write() as conn:
             purge(conn, at)
             if count(conn, at) >= self.max_sessions:
-                raise TooManySessionsError(
-                    f"{self.max_sessions} liveness sessions are running; try again in "
-                    f"{int(self.session_lifetime_s)} s"
-                )
+                raise sessions_full(self.max_sessions, self.session_lifetime_s)
             conn.execute(
                 "INSERT INTO liveness_sessions (id, nonce, model_id, state, expires_at,"
                 " purge_after, version) VALUES (?, ?, ?, ?, ?, ?, 0)",

@@ -66,6 +66,13 @@ class TooManySessionsError(Exception):
     """Every session slot is taken by a session still running."""
 
 
+def sessions_full(max_sessions: int, lifetime_s: float) -> TooManySessionsError:
+    """The refusal when every one of ``max_sessions`` slots holds a running session."""
+    return TooManySessionsError(
+        f"{max_sessions} liveness sessions are running; try again in {int(lifetime_s)} s"
+    )
+
+
 @dataclass(slots=True)
 class StoredSession:
     id: str
@@ -75,6 +82,32 @@ class StoredSession:
     token_expires_at: float | None = None
     redeemed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def new_session(
+    challenges: tuple[Challenge, ...],
+    *,
+    at: float,
+    lifetime_s: float,
+    threshold: float,
+    model_id: str,
+    mirrored: bool,
+    rules: ChallengeRules,
+) -> StoredSession:
+    """A fresh session started at ``at`` (random id and nonce), for any store to keep."""
+    return StoredSession(
+        id=secrets.token_urlsafe(16),
+        nonce=secrets.token_urlsafe(16),
+        model_id=model_id,
+        challenge=ChallengeSession(
+            challenges=challenges,
+            expires_at=at + lifetime_s,
+            lifetime_s=lifetime_s,
+            threshold=threshold,
+            mirrored=mirrored,
+            rules=rules,
+        ),
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -324,27 +357,19 @@ class SessionStore:
         mirrored: bool = False,
     ) -> StoredSession:
         now = self.clock()
-        session = ChallengeSession(
-            challenges=challenges,
-            expires_at=now + self.session_lifetime_s,
+        stored = new_session(
+            challenges,
+            at=now,
             lifetime_s=self.session_lifetime_s,
             threshold=threshold,
+            model_id=model_id,
             mirrored=mirrored,
             rules=self.rules,
-        )
-        stored = StoredSession(
-            id=secrets.token_urlsafe(16),
-            nonce=secrets.token_urlsafe(16),
-            model_id=model_id,
-            challenge=session,
         )
         with self._lock:
             self._purge(now)
             if len(self._sessions) >= self.max_sessions:
-                raise TooManySessionsError(
-                    f"{self.max_sessions} liveness sessions are running; try again in "
-                    f"{int(self.session_lifetime_s)} s"
-                )
+                raise sessions_full(self.max_sessions, self.session_lifetime_s)
             self._sessions[stored.id] = stored
         return stored
 
