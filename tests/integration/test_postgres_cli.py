@@ -56,12 +56,37 @@ def test_enroll_identify_people_delete_check_on_postgres(
     assert code == 0 and "fik_" in out + err
 
 
-def test_the_photo_library_refuses_a_postgres_gallery(
-    run: Callable[..., tuple[int, str, str]], pg_url: str, photo_of: PhotoOf
+def test_the_photo_library_on_a_postgres_gallery(
+    run: Callable[..., tuple[int, str, str]], pg_url: str, tmp_path: Path
 ) -> None:
-    code, out, err = run("scan", photo_of(1).parent, "--gallery", pg_url)
-    assert code != 0 and "Traceback" not in out + err
-    assert "PostgreSQL" in out + err and "SQLite" in out + err
+    """scan, clusters, name a cluster, re-scan, photos of a person, erasure: as on a file."""
+    from faceindex.testing.synthetic import synthetic_photo_bytes
+
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for person in (1, 2):
+        for v in range(3):
+            (folder / f"p{person}_{v}.png").write_bytes(synthetic_photo_bytes([person], variant=v))
+    g = ("--gallery", pg_url)
+    code, out, err = run("scan", folder, "--json", *g)
+    assert code == 0, out + err
+    assert json.loads(out)["faces"] == 6
+    code, out, err = run("clusters", "--json", *g)
+    assert code == 0, out + err
+    listing = json.loads(out)
+    assert [c["size"] for c in listing["clusters"]] == [3, 3]
+    first = listing["clusters"][0]
+    people = {Path(f["path"]).name.split("_")[0] for f in first["faces"]}
+    assert len(people) == 1
+    assert run("clusters", "name", str(first["id"]), "Ada", *g)[0] == 0
+    code, out, _ = run("clusters", "--json", *g)
+    assert [c["size"] for c in json.loads(out)["clusters"]] == [3]
+    (folder / "later.png").write_bytes(synthetic_photo_bytes([int(people.pop()[1:])], variant=6))
+    code, out, err = run("scan", folder, "--json", *g)
+    assert code == 0 and json.loads(out)["recognised"] == 1, out + err
+    assert run("people", "remove", "Ada", "--yes", *g)[0] == 0
+    code, out, _ = run("clusters", "--json", *g)
+    assert [c["size"] for c in json.loads(out)["clusters"]] == [3]  # the other person's
 
 
 def test_cli_errors_name_the_database_without_its_password(

@@ -28,7 +28,8 @@ What differs from SQLite, and why:
 - ``quality`` is ``double precision`` (SQLite's REAL), blobs are ``bytea``; timestamps stay
   ISO 8601 text, as the shared code writes and compares them.
 
-The photo library's tables are not created here: the photo library is SQLite-only.
+The photo library's tables are not created here: they are a component of their own
+(:data:`faceindex.library.store.PG_MIGRATIONS`), made when a library is first opened.
 """
 
 from __future__ import annotations

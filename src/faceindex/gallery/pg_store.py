@@ -43,8 +43,9 @@ SQLite-only things and their counterparts here: WAL checkpoints (none: the serve
 its WAL), ``secure_delete`` (VACUUM, above), file modes (the database's roles and
 ``pg_hba.conf`` guard access: nothing faceindex can set), ``PRAGMA integrity_check``
 (Postgres has no whole-database check; :meth:`PgStore.integrity` checks the vector
-column agrees with the blobs). The photo library stays SQLite-only (its tables live in the
-gallery file): :attr:`PgStore.path` is a :class:`ConfigError` saying so.
+column agrees with the blobs). The photo library keeps its tables in the same database
+(:mod:`faceindex.library.store`, opened by :attr:`PgStore.location`); its faces of an
+erased person are vacuumed with the gallery's tables.
 
 Only :mod:`faceindex.gallery` uses this module.
 """
@@ -84,8 +85,10 @@ HNSW_EF_CONSTRUCTION = 64
 #: ~40k 256-d vectors). Never lowered; capped at :data:`HNSW_BUILD_MEMORY_MAX_MB`.
 _HNSW_BYTES_PER_VECTOR = 32 * HNSW_M + 256
 HNSW_BUILD_MEMORY_MAX_MB = 8192
-#: The tables whose rows hold a person's data, vacuumed after an erasure.
+#: The tables whose rows hold a person's data, vacuumed after an erasure (and the photo
+#: library's faces, when the database has the library: :data:`_LIBRARY_TABLE`).
 _ERASED_TABLES = ("templates", "photos", "persons")
+_LIBRARY_TABLE = "library_faces"
 
 
 class PgStore(GalleryStore):
@@ -118,8 +121,8 @@ class PgStore(GalleryStore):
     @property
     def path(self) -> Path:
         raise ConfigError(
-            f"{self.where} is a PostgreSQL gallery: it has no file, and what needs one (the "
-            "photo library: scan, clusters) works with a SQLite gallery only"
+            f"{self.where} is a PostgreSQL gallery: it has no file (what needs one works "
+            "with a SQLite gallery only)"
         )
 
     @property
@@ -182,7 +185,10 @@ class PgStore(GalleryStore):
                 ).fetchone()
                 if older is not None and int(older[0]):
                     return False
-                self._conn.execute("VACUUM " + ", ".join(_ERASED_TABLES))
+                tables = list(_ERASED_TABLES)
+                if pg.table_exists(self._conn, _LIBRARY_TABLE):
+                    tables.append(_LIBRARY_TABLE)
+                self._conn.execute("VACUUM " + ", ".join(tables))
             except sqlite3.DatabaseError as exc:
                 log.debug("%s: VACUUM failed: %s", self.where, exc)
                 return False

@@ -71,7 +71,7 @@ class GalleryRecords:
     @property
     def path(self) -> Path:
         """The gallery's file; a :class:`~faceindex.errors.ConfigError` for a PostgreSQL
-        gallery, which has none (what needs a file, like the photo library, says so)."""
+        gallery, which has none (what needs a file says so)."""
         return self._store.path
 
     @property

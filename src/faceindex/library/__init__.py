@@ -3,8 +3,8 @@
 Scan photo folders (:mod:`~faceindex.library.scan`), recognise the enrolled people on the
 way, group the faces of everyone else into candidate people (:mod:`~faceindex.library.cluster`),
 and name each group once (:class:`~faceindex.library.library.PhotoLibrary`). Its tables
-live in the gallery's file (:mod:`~faceindex.library.store`). Names resolve lazily, so
-importing this package loads neither the store nor a model.
+live in the gallery's database, SQLite or PostgreSQL (:mod:`~faceindex.library.store`).
+Names resolve lazily, so importing this package loads neither the store nor a model.
 """
 
 from __future__ import annotations

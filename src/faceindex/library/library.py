@@ -2,7 +2,7 @@
 
 :class:`PhotoLibrary` sits on a :class:`~faceindex.gallery.Gallery` (it identifies faces
 with it, and naming a cluster enrols the cluster's faces into it) and keeps its own tables
-in the gallery's file (:mod:`faceindex.library.store`), sealed with the gallery's key.
+in the gallery's database (:mod:`faceindex.library.store`), sealed with the gallery's key.
 
 Clustering is incremental (:meth:`PhotoLibrary.update_clusters`, run after each scan):
 faces not yet in a cluster first join the existing cluster they are most alike on
@@ -83,7 +83,7 @@ class PhotoLibrary:
         self.gallery = gallery
         self._pipeline = pipeline
         self._rule = rule
-        self.store = store or LibraryStore(gallery.path, sealer=gallery.sealer)
+        self.store = store or LibraryStore(gallery.location, sealer=gallery.sealer)
 
     def close(self) -> None:
         self.store.close()
@@ -280,10 +280,17 @@ class PhotoLibrary:
             self.store.execute(
                 conn, "UPDATE library_faces SET cluster_id = ? WHERE cluster_id = ?", (into, other)
             )
+            # What SQLite's UPDATE OR IGNORE did, in SQL Postgres accepts too: a face taken
+            # out of both clusters keeps one rejection.
             self.store.execute(
                 conn,
-                "UPDATE OR IGNORE library_rejections SET cluster_id = ? WHERE cluster_id = ?",
+                "INSERT INTO library_rejections (face_id, cluster_id)"
+                " SELECT face_id, ? FROM library_rejections WHERE cluster_id = ?"
+                " ON CONFLICT DO NOTHING",
                 (into, other),
+            )
+            self.store.execute(
+                conn, "DELETE FROM library_rejections WHERE cluster_id = ?", (other,)
             )
             self.store.execute(conn, "DELETE FROM library_clusters WHERE id = ?", (other,))
         return self.cluster(into)
@@ -303,7 +310,8 @@ class PhotoLibrary:
             )
             self.store.execute(
                 conn,
-                "INSERT OR IGNORE INTO library_rejections (face_id, cluster_id) VALUES (?, ?)",
+                "INSERT INTO library_rejections (face_id, cluster_id) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (face_id, cluster_id),
             )
             left = conn.execute(

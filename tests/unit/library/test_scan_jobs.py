@@ -66,23 +66,32 @@ class Gate:
 
 @pytest.fixture()
 def api(
-    tmp_path: Path, fake_pipeline: Pipeline, root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    gallery_location: str,
+    fake_pipeline: Pipeline,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    """The app over a gallery on each store (a SQLite file, a PostgreSQL database)."""
     monkeypatch.setenv(ROOTS_ENV, f"{root}{os.pathsep}{tmp_path / 'elsewhere'}")
-    g = tmp_path / "g.db"
-    with open_gallery(g, pipeline=fake_pipeline) as gallery, KeyRing.open(gallery.path) as ring:
+    with (
+        open_gallery(gallery_location, pipeline=fake_pipeline, actor="api") as gallery,
+        KeyRing.open(gallery.location) as ring,
+    ):
         _, reader = ring.create("viewer", "read")
         _, writer = ring.create("editor", "write")
-    empty = tmp_path / "static"
-    empty.mkdir()
-    settings = ApiSettings(gallery=g, rate_limit_per_minute=0, static_dir=empty)
-    app = create_app(settings, pipeline=fake_pipeline)
-    keys = {n: {"Authorization": f"Bearer {k}"} for n, k in (("read", reader), ("write", writer))}
-    with TestClient(app) as c:
-        yield c, keys
-        scans = getattr(app.state, "scans", None)
-        if scans is not None:
-            scans.stop_all()
+        empty = tmp_path / "static"
+        empty.mkdir()
+        settings = ApiSettings(rate_limit_per_minute=0, static_dir=empty)
+        app = create_app(settings, pipeline=fake_pipeline, gallery=gallery)
+        keys = {
+            n: {"Authorization": f"Bearer {k}"} for n, k in (("read", reader), ("write", writer))
+        }
+        with TestClient(app) as c:
+            yield c, keys
+            scans = getattr(app.state, "scans", None)
+            if scans is not None:
+                scans.stop_all()
 
 
 def wait_for(c: TestClient, scan_id: int, headers: dict[str, str]) -> dict[str, Any]:

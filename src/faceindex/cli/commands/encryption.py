@@ -110,11 +110,9 @@ def rotate(args: argparse.Namespace, ctx: CliContext) -> int:
     gallery = ctx.gallery(must_exist=True)
     old = gallery.sealer
     n = gallery.rekey(new_key)
-    # The photo library keeps its face vectors in the same file, sealed with the same key
-    # (a PostgreSQL gallery has no file, hence no library).
-    faces = 0
-    if isinstance(gallery.location, Path):
-        faces = reseal_library(gallery.location, old, Sealer(new_key))
+    # The photo library keeps its face vectors in the gallery's database (file or
+    # PostgreSQL), sealed with the same key.
+    faces = reseal_library(gallery.location, old, Sealer(new_key))
     target = new_key.key_id if new_key else "no key (plaintext)"
     also = f" and {output.plural(faces, 'library face')}" if faces else ""
     ctx.out.line(f"re-encrypted {output.plural(n, 'template')}{also} with {target}")
