@@ -27,16 +27,15 @@ import hmac
 import logging
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from faceindex import auditlog, pg
-from faceindex.db import immediate_transaction, migrate, now
+from faceindex.db import ComponentTables, now
 from faceindex.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from faceindex.pg import Connection
 
@@ -260,44 +259,16 @@ class KeyRing:
 
     def __init__(self, path: str | Path, *, actor: str = "api") -> None:
         self.actor = actor
-        self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
-        self._pg: pg.PgConnection | None = None
-        if pg.is_url(path):
-            self.path: Path | str = pg.redact(str(path))
-            self._open_pg(str(path).strip())
-            return
-        self.path = Path(path)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 5000")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            has_audit = self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
-            ).fetchone()
-            if has_audit is None:
-                self._conn.close()
-                raise StorageError(f"{self.path} is not a faceindex gallery")
-            migrate(self._conn, MIGRATIONS, component="api_keys")
-            self._conn.row_factory = sqlite3.Row
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{self.path}: cannot read the API keys ({exc})") from exc
-
-    def _open_pg(self, url: str) -> None:
-        conn = pg.connect(url, vectors=False)
-        try:
-            if not pg.table_exists(conn, "audit"):
-                raise StorageError(f"{conn.where} is not a faceindex gallery")
-            pg.migrate(conn, PG_MIGRATIONS, component="api_keys")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StorageError(f"{conn.where}: cannot read the API keys ({exc})") from exc
-        except BaseException:
-            conn.close()
-            raise
-        self._pg = conn
+        self._tables = ComponentTables(
+            path,
+            component="api_keys",
+            migrations=MIGRATIONS,
+            pg_migrations=PG_MIGRATIONS,
+            what="the API keys",
+            named_rows=True,
+        )
+        self.path: Path | str = self._tables.where if pg.is_url(path) else Path(path)
 
     @classmethod
     def open(cls, path: str | Path, *, actor: str = "api") -> KeyRing:
@@ -310,25 +281,13 @@ class KeyRing:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            (self._pg or self._conn).close()
+        self._tables.close()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._lock:
-            try:
-                yield self._pg or self._conn
-            except sqlite3.DatabaseError as exc:
-                raise StorageError(f"API key lookup failed: {exc}") from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self._tables.read()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        if self._pg is not None:
-            with pg.write_transaction(self._pg, self._lock) as pg_conn:
-                yield pg_conn
-            return
-        with immediate_transaction(self._conn, self._lock) as conn:
-            yield conn
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self._tables.write()
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The active key for ``secret`` (recording its use), or None."""

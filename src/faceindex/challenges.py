@@ -50,15 +50,12 @@ FastAPI.
 from __future__ import annotations
 
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from faceindex import pg
-from faceindex.db import immediate_transaction, migrate, now
+from faceindex.db import ComponentTables, now
 from faceindex.errors import StorageError
 from faceindex.liveness.challenge import Challenge, ChallengeRules, ChallengeSession, SessionState
 from faceindex.liveness.sessions import (
@@ -219,14 +216,14 @@ class SharedSessionStore:
         self.token_lifetime_s = token_lifetime_s
         self.rules = rules or ChallengeRules()
         self.clock = clock
-        self._lock = threading.Lock()
-        self._pg: pg.PgConnection | None = None
-        if pg.is_url(location):
-            self.where = pg.redact(str(location))
-            self._open_pg(str(location).strip())
-        else:
-            self.where = str(location)
-            self._open_sqlite(Path(location))
+        self._tables = ComponentTables(
+            location,
+            component=COMPONENT,
+            migrations=MIGRATIONS,
+            pg_migrations=PG_MIGRATIONS,
+            what="the liveness sessions",
+        )
+        self.where = self._tables.where
         try:
             with self._write() as conn:
                 self._secret = load_secret(conn)
@@ -234,40 +231,8 @@ class SharedSessionStore:
             self.close()
             raise
 
-    def _open_sqlite(self, path: Path) -> None:
-        try:
-            self._conn = sqlite3.connect(
-                str(path), timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 5000")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            has_audit = self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
-            ).fetchone()
-            if has_audit is None:
-                self._conn.close()
-                raise StorageError(f"{path} is not a faceindex gallery")
-            migrate(self._conn, MIGRATIONS, component=COMPONENT)
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{path}: cannot open the liveness sessions ({exc})") from exc
-
-    def _open_pg(self, url: str) -> None:
-        conn = pg.connect(url, vectors=False)
-        try:
-            if not pg.table_exists(conn, "audit"):
-                raise StorageError(f"{conn.where} is not a faceindex gallery")
-            pg.migrate(conn, PG_MIGRATIONS, component=COMPONENT)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StorageError(f"{conn.where}: cannot open the liveness sessions ({exc})") from exc
-        except BaseException:
-            conn.close()
-            raise
-        self._pg = conn
-
     def close(self) -> None:
-        with self._lock:
-            (self._pg or self._conn).close()
+        self._tables.close()
 
     def __enter__(self) -> SharedSessionStore:
         return self
@@ -275,25 +240,11 @@ class SharedSessionStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._lock:
-            try:
-                yield self._pg or self._conn
-            except sqlite3.DatabaseError as exc:
-                raise StorageError(f"liveness session lookup failed: {exc}") from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self._tables.read()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            if self._pg is not None:
-                with pg.write_transaction(self._pg, self._lock) as pg_conn:
-                    yield pg_conn
-                return
-            with immediate_transaction(self._conn, self._lock) as conn:
-                yield conn
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"liveness session write failed: {exc}") from exc
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self._tables.write()
 
     # -- the ChallengeStore protocol ---------------------------------------------------
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from faceindex import pg
 from faceindex.errors import StorageError
+from faceindex.pg import Connection
 
 
 def now() -> str:
@@ -262,3 +264,88 @@ def split_statements(script: str) -> list[str]:
     if buf.strip():
         raise ValueError(f"incomplete SQL statement in migration: {buf!r}")
     return out
+
+
+class ComponentTables:
+    """A component's own tables inside a gallery's database, on a connection of their own.
+
+    The API key ring and the shared liveness sessions keep tables beside the gallery's, in
+    the same SQLite file or PostgreSQL database, each with its own migrations. This opens
+    either (a path, or a ``postgresql://`` URL through :mod:`faceindex.pg`), refuses a
+    database that is not a gallery (it has no ``audit`` table), migrates ``component``, and
+    gives the two ways in, both under one lock (the connection is shared by threads):
+    :meth:`read` and :meth:`write`, one write transaction (``BEGIN IMMEDIATE`` on SQLite,
+    the gallery's advisory write lock on PostgreSQL). A database error becomes a
+    :class:`StorageError` that names ``what`` (e.g. "the API keys").
+    """
+
+    def __init__(
+        self,
+        location: str | Path,
+        *,
+        component: str,
+        migrations: Sequence[str],
+        pg_migrations: Sequence[str],
+        what: str,
+        named_rows: bool = False,
+    ) -> None:
+        self.what = what
+        self._lock = threading.Lock()
+        self._pg: pg.PgConnection | None = None
+        if pg.is_url(location):
+            self.where = pg.redact(str(location))
+            conn = pg.connect(str(location).strip(), vectors=False)
+            try:
+                if not pg.table_exists(conn, "audit"):
+                    raise StorageError(f"{conn.where} is not a faceindex gallery")
+                pg.migrate(conn, pg_migrations, component=component)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise StorageError(f"{conn.where}: cannot open {what} ({exc})") from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._pg = conn
+            return
+        self.where = str(location)
+        try:
+            self._conn = sqlite3.connect(
+                str(location), timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            has_audit = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
+            ).fetchone()
+            if has_audit is None:
+                self._conn.close()
+                raise StorageError(f"{location} is not a faceindex gallery")
+            migrate(self._conn, migrations, component=component)
+            if named_rows:
+                self._conn.row_factory = sqlite3.Row
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{location}: cannot open {what} ({exc})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            (self._pg or self._conn).close()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._lock:
+            try:
+                yield self._pg or self._conn
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(f"reading {self.what} failed: {exc}") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        try:
+            if self._pg is not None:
+                with pg.write_transaction(self._pg, self._lock) as pg_conn:
+                    yield pg_conn
+                return
+            with immediate_transaction(self._conn, self._lock) as conn:
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"writing {self.what} failed: {exc}") from exc
