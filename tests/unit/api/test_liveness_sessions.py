@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
@@ -25,49 +24,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from faceindex.api.app import create_app  # noqa: E402
 from faceindex.api.settings import ApiSettings  # noqa: E402
-from faceindex.liveness.challenge import Challenge, FrameMeasurement  # noqa: E402
+from faceindex.liveness.challenge import Challenge  # noqa: E402
 from faceindex.liveness.sessions import SessionStore  # noqa: E402
 from faceindex.pipeline import Pipeline  # noqa: E402
+from faceindex.testing.challenge_script import ACTIONS, ScriptedMeasurer  # noqa: E402
 from faceindex.testing.synthetic import synthetic_photo_bytes  # noqa: E402
-from faceindex.types import ImageArray  # noqa: E402
-
-NEUTRAL: dict[str, Any] = {"ear": 0.3, "yaw": 0.0, "happy": 0.05, "width": 100.0, "live": True}
-ACTIONS: dict[str, list[dict[str, Any]]] = {
-    "blink": [{}, {"ear": 0.08}, {"ear": 0.31}],
-    "turn_left": [{}, {"yaw": 27.0}],
-    "turn_right": [{}, {"yaw": -27.0}],
-    "smile": [{}, {"happy": 0.9}],
-    "move_closer": [{}, {"width": 140.0}],
-}
-
-
-class ScriptedMeasurer:
-    """Faces and embeddings from the fake pipeline; the rest from ``plan``, in order."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.plan: list[dict[str, Any]] = []
-
-    def measure(self, image: ImageArray, t_ms: float) -> FrameMeasurement:
-        planned = {**NEUTRAL, **(self.plan.pop(0) if self.plan else {})}
-        faces = self.pipeline.find_faces(image)
-        if len(faces) != 1:
-            return FrameMeasurement(t_ms=t_ms, faces=len(faces))
-        face = self.pipeline.embed_faces(image, faces)[0]
-        assert face.embedding is not None
-        return FrameMeasurement(
-            t_ms=t_ms,
-            faces=1,
-            box_width=planned["width"],
-            ear=planned["ear"],
-            yaw=planned["yaw"],
-            happy=planned["happy"],
-            embedding=np.asarray(face.embedding.vector, dtype=np.float32),
-            live=planned["live"],
-        )
-
-    def warm_up(self) -> None:
-        """Nothing to load."""
 
 
 class Clock:
