@@ -208,7 +208,13 @@ class FaceAttributes:
 
 @runtime_checkable
 class AttributeEstimator(Protocol):
-    """One backend: estimates some attributes (``provides``) of every face of an image."""
+    """One backend: estimates some attributes (``provides``) of every face of an image.
+
+    A backend that runs one of dlib's landmark predictors may say which in an attribute
+    ``dlib_points`` (5 or 68; absent: none): when two backends of one call need them,
+    :class:`~faceindex.attributes.analyzer.FaceAnalyzer` predicts the 68 points once and
+    hands both the faces with those points as landmarks.
+    """
 
     name: str
     provides: frozenset[Attribute]

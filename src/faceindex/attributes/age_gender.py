@@ -69,6 +69,8 @@ class AgeGenderEstimator:
 
     name = "dlib-age-gender"
     provides = frozenset({Attribute.AGE, Attribute.GENDER})
+    #: dlib landmarks it needs (a face's 68 points serve as well: ``shapes.FIVE_FROM_68``).
+    dlib_points = 5
 
     def __init__(self, *, shapes: DlibShapes | None = None) -> None:
         """``shapes``: dlib predictors shared with another estimator (default: own)."""

@@ -4,6 +4,15 @@ run each once over the faces of an image, merge their answers.
 A :class:`FaceAnalyzer` is cheap to build; its backends load their models on first use
 (or :meth:`FaceAnalyzer.warm_up`), and the dlib predictors are shared between them. It
 keeps no per-call state, so one analyzer serves concurrent requests.
+
+When one call asks for age or gender and for pose or eyes, dlib's 68 landmarks are
+predicted once and serve both (:meth:`~faceindex.attributes.shapes.DlibShapes.with_68`).
+
+The backends run one after the other on the caller's thread. Running them on two threads
+was measured and gained nothing (``docs/attributes.md``, "Time per face"): dlib's
+predictors, most of the work, hold Python's GIL for their whole call, so the nets that
+release it (ONNX Runtime, LiteRT) found few moments to overlap with, and the handovers cost
+more than they saved. A caller with many photos gets more from one analyzer per process.
 """
 
 from __future__ import annotations
@@ -38,9 +47,9 @@ class FaceAnalyzer:
         self.attributes = frozenset(ALL_ATTRIBUTES if attributes is None else attributes)
         chosen = {**DEFAULT_BACKENDS, **(backends or {})}
         names = sorted({chosen[a] for a in self.attributes})
-        shapes = DlibShapes()
+        self._shapes = DlibShapes()
         self.estimators: tuple[AttributeEstimator, ...] = tuple(
-            _build(name, shapes) for name in names
+            _build(name, self._shapes) for name in names
         )
 
     def warm_up(self) -> None:
@@ -65,15 +74,16 @@ class FaceAnalyzer:
     ) -> tuple[tuple[FaceAttributes, ...], dict[str, float]]:
         """:meth:`estimate`, and the seconds each backend took (for benchmarks)."""
         wanted = self.attributes if attributes is None else self.attributes & set(attributes)
+        jobs = [(e, wanted & e.provides) for e in self.estimators if wanted & e.provides]
+        landmarked = [e for e, _ in jobs if _dlib_points(e)]
+        shared: Sequence[Face] = faces
+        if len(landmarked) > 1 and any(_dlib_points(e) == 68 for e in landmarked):
+            shared = self._shapes.with_68(image, faces)
+        outcomes = [_run(e, image, shared if e in landmarked else faces, a) for e, a in jobs]
         results = [FaceAttributes() for _ in faces]
         timings: dict[str, float] = {}
-        for estimator in self.estimators:
-            asked = wanted & estimator.provides
-            if not asked:
-                continue
-            start = time.perf_counter()
-            found = estimator.estimate(image, faces, asked)
-            timings[estimator.name] = time.perf_counter() - start
+        for name, found, seconds in outcomes:
+            timings[name] = seconds
             results = [r.merged(f) for r, f in zip(results, found, strict=True)]
         return tuple(results), timings
 
@@ -96,3 +106,23 @@ def _build(name: str, shapes: DlibShapes) -> AttributeEstimator:
     if "shapes" in inspect.signature(factory).parameters:
         return factory(shapes=shapes)
     return factory()
+
+
+_Outcome = tuple[str, tuple[FaceAttributes, ...], float]
+
+
+def _run(
+    estimator: AttributeEstimator,
+    image: ImageArray,
+    faces: Sequence[Face],
+    asked: frozenset[Attribute],
+) -> _Outcome:
+    start = time.perf_counter()
+    found = estimator.estimate(image, faces, asked)
+    return estimator.name, found, time.perf_counter() - start
+
+
+def _dlib_points(estimator: AttributeEstimator) -> int:
+    """The dlib landmarks a backend runs a predictor for (0: none); see
+    :class:`~faceindex.attributes.AttributeEstimator`."""
+    return int(getattr(estimator, "dlib_points", 0))

@@ -26,6 +26,7 @@ class Dlib68GeometryEstimator:
 
     name = "dlib-68-geometry"
     provides = frozenset({Attribute.POSE, Attribute.EYES})
+    dlib_points = 68
 
     def __init__(
         self, *, shapes: DlibShapes | None = None, eye_threshold: float = EAR_CLOSED_BELOW
