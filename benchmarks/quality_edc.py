@@ -268,6 +268,46 @@ def fit_logistic(
     return Model(cols, w, float(res.x[0] - (mu / sd) @ res.x[1:]))
 
 
+def library_quality(f: np.ndarray) -> np.ndarray:
+    """The score the library gives an embedded face (``embedding_quality_score``, whose
+    constants are this script's det + sface_norm fit on glint6): its row must equal that
+    candidate's wherever glint6 is the fit."""
+    from faceindex.quality import embedding_quality_score
+
+    return np.array(
+        [
+            embedding_quality_score(None if row[1] else float(row[2]), float(row[3]))
+            if row[0]
+            else 0.0
+            for row in f
+        ]
+    )
+
+
+def floor_rows(name: str, d: Dataset, t: float, floors: tuple[float, ...]) -> list[list[str]]:
+    """What ``--reject-below FLOOR`` does with the library's score: the share of pairs it
+    answers "unsure" (clean pairs apart) and the FNMR at the threshold of the rest."""
+    rows = []
+    clean = d.label == "clean/-"
+    for pop, keep in populations(d):
+        q = np.minimum(library_quality(d.fa[keep]), library_quality(d.fb[keep]))
+        s, y, c = d.s[keep], d.y[keep], clean[keep]
+        base = float(np.mean(s[y] < t))
+        for floor in floors:
+            kept = q >= floor
+            fnmr = float(np.mean(s[kept & y] < t)) if (kept & y).any() else float("nan")
+            rows.append(
+                [
+                    f"{name} {pop}",
+                    f"{floor:.2f}",
+                    f"{1 - kept.mean():.3f}",
+                    f"{1 - kept[c].mean():.3f}" if c.any() else "-",
+                    f"{base:.4f} -> {fnmr:.4f} ({fnmr / max(base, 1e-9):.2f}x)",
+                ]
+            )
+    return rows
+
+
 def shipped_quality(f: np.ndarray) -> np.ndarray:
     from faceindex.quality import quality_score
 
@@ -347,7 +387,10 @@ def study(
     for k, mdl in models.items():
         w = ", ".join(f"{c} {v:+.3f}" for c, v in zip(mdl.cols, mdl.weights, strict=True))
         print(f"  {k}: bias {mdl.bias:+.3f}; {w}")
-    scores: dict[str, Callable[[np.ndarray], np.ndarray]] = {"shipped": shipped_quality}
+    scores: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "detector only": shipped_quality,
+        "library (embedded)": library_quality,
+    }
     scores.update(models)
     for name, d, subset in tests:
         rows, _ = curve_rows(name, d, scores, t, subset)
@@ -431,6 +474,14 @@ def main(argv: list[str] | None = None) -> int:
         "ceiling: fitted on lfw57 itself (no longer held out), EDC on lfw57",
     )
     blend_grid([g, lfw], t)
+    print("\n== the library's score as a floor (--reject-below): share answered unsure ==")
+    header = ["data", "floor", "pairs unsure", "clean pairs unsure", "FNMR of the rest"]
+    floors = (0.3, 0.5, 0.8, 0.9)
+    print(
+        fmt_table(
+            [header, *floor_rows("lfw57", lfw, t, floors), *floor_rows("glint6", g, t, floors)]
+        )
+    )
     return 0
 
 

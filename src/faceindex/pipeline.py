@@ -23,14 +23,21 @@ from faceindex.alignment import ARCFACE_112
 from faceindex.config import Settings
 from faceindex.detection import DETECTORS, Detector
 from faceindex.detection.subject import most_prominent
-from faceindex.embedding import EMBEDDERS, Embedder, embed_many, similarity
+from faceindex.embedding import (
+    EMBEDDERS,
+    Embedder,
+    NormReportingEmbedder,
+    embed_many,
+    similarity,
+)
 from faceindex.errors import FaceIndexError, FaceTooSmallError, InvalidInputError, NoFaceError
 from faceindex.io.image import ImageLimits, ImageSource, load_image
-from faceindex.quality import QualityThresholds, assess
+from faceindex.quality import QualityThresholds, assess, embedding_quality_score
 from faceindex.types import (
     BBox,
     Embedding,
     Face,
+    FloatArray,
     ImageArray,
     Landmarks,
     LandmarkScheme,
@@ -240,14 +247,31 @@ class Pipeline:
         return self.embed_faces(image, faces)
 
     def embed_faces(self, image: ImageArray, faces: Sequence[Face]) -> tuple[Face, ...]:
+        """``faces`` with their embeddings; a face that has a quality gets the score of an
+        embedded face when the embedder reports SFace's raw norms
+        (:func:`faceindex.quality.embedding_quality_score`)."""
         if not faces:
             return ()
-        vectors = self.embedder.embed(image, faces)
+        if isinstance(self.embedder, NormReportingEmbedder):
+            vectors, norms = self.embedder.embed_with_norms(image, faces)
+            return self._embedded(faces, vectors, norms)
+        return self._embedded(faces, self.embedder.embed(image, faces), None)
+
+    def _embedded(
+        self, faces: Sequence[Face], vectors: FloatArray, norms: FloatArray | None
+    ) -> tuple[Face, ...]:
         model_id = self.model_id
-        return tuple(
-            dataclasses.replace(face, embedding=Embedding(vec, model_id))
-            for face, vec in zip(faces, vectors, strict=True)
-        )
+        out = []
+        for i, (face, vec) in enumerate(zip(faces, vectors, strict=True)):
+            quality = face.quality
+            if quality is not None and norms is not None:
+                detector = face.score if face.score > 0 else None
+                score = embedding_quality_score(detector, float(norms[i]))
+                quality = dataclasses.replace(quality, score=score)
+            out.append(
+                dataclasses.replace(face, embedding=Embedding(vec, model_id), quality=quality)
+            )
+        return tuple(out)
 
     def embed_photos(
         self, items: Sequence[tuple[ImageArray, Sequence[Face]]]
@@ -255,21 +279,14 @@ class Pipeline:
         """:meth:`embed_faces` for several decoded photos, in one batch through the
         embedder's networks where it can (:func:`faceindex.embedding.embed_many`)."""
         with_faces = [(image, faces) for image, faces in items if faces]
-        vectors = embed_many(self.embedder, with_faces) if with_faces else []
-        found = iter(vectors)
-        model_id = self.model_id
-        out: list[tuple[Face, ...]] = []
-        for _image, faces in items:
-            if not faces:
-                out.append(())
-                continue
-            out.append(
-                tuple(
-                    dataclasses.replace(face, embedding=Embedding(vec, model_id))
-                    for face, vec in zip(faces, next(found), strict=True)
-                )
-            )
-        return out
+        found: Iterator[tuple[FloatArray, FloatArray | None]]
+        if not with_faces:
+            found = iter(())
+        elif isinstance(self.embedder, NormReportingEmbedder):
+            found = iter(self.embedder.embed_many_with_norms(with_faces))
+        else:
+            found = ((v, None) for v in embed_many(self.embedder, with_faces))
+        return [self._embedded(faces, *next(found)) if faces else () for _image, faces in items]
 
     def iter_subjects(
         self,
@@ -369,11 +386,10 @@ class Pipeline:
             faces = self.find_faces(image)
             if not faces:
                 raise self.no_face_error(image, lb)
-            embedded = self.embed_faces(image, faces)
+            embedded = self.embed_faces(image, self._with_quality(image, faces))
             scores = [similarity(first.embedding, _embedding_of(f)) for f in embedded]
             best = max(range(len(scores)), key=scores.__getitem__)
-            chosen = self._with_quality(image, embedded[best : best + 1])[0]
-            second = FaceChoice(faces, best, chosen)
+            second = FaceChoice(faces, best, embedded[best])
         result = self.compare(first.embedding, second.embedding)
         result = with_quality_floor(result, (first.face, second.face), reject_below)
         return PairVerification(result, first, second)

@@ -53,3 +53,31 @@ def test_quality_falls_with_damage_and_the_floor_says_unsure(
     floored = pipeline.verify_faces(reference, bad, reject_below=0.8).verification
     assert floored.decision is Decision.UNSURE and not floored.match
     assert floored.similarity == plain.similarity
+
+
+def test_an_embedded_face_is_scored_with_sfaces_norm(
+    pipeline: Pipeline, fixtures_dir: Path
+) -> None:
+    """Once embedded, a blurred face the detector is still sure of scores low: the score
+    adds SFace's raw norm (docs/robustness.md, "A learned quality from the embeddings")."""
+    from faceindex.embedding import NormReportingEmbedder
+    from faceindex.quality import embedding_quality_score
+
+    clean = load_image(fixtures_dir / "biden.jpg")
+    px = min(_subject(pipeline, clean).bbox.width, _subject(pipeline, clean).bbox.height)
+    blurred = degrade.gaussian_blur(clean, px / 25)
+    scores = {}
+    for name, image in (("clean", clean), ("blurred", blurred)):
+        detected = _subject(pipeline, image)
+        (embedded,) = pipeline.embed_faces(image, [detected])
+        assert detected.quality is not None and embedded.quality is not None
+        scores[name] = (detected.quality.score, embedded.quality.score)
+        embedder = pipeline.embedder
+        assert isinstance(embedder, NormReportingEmbedder)
+        vectors, norms = embedder.embed_with_norms(image, [detected])
+        np.testing.assert_allclose(vectors, embedder.embed(image, [detected]), atol=1e-6)
+        assert embedded.quality.score == embedding_quality_score(detected.score, float(norms[0]))
+    # measured (detector-only -> embedded): clean 0.96 -> 0.95; blurred (sigma 2.6 px on
+    # a 64 px face) 0.93 -> 0.41: the detector is still sure, the embedder is not
+    assert scores["clean"][1] > 0.9
+    assert scores["blurred"][0] > 0.8 > 0.6 > scores["blurred"][1]

@@ -75,6 +75,27 @@ class BatchEmbedder(Embedder, Protocol):
         ...
 
 
+@runtime_checkable
+class NormReportingEmbedder(Embedder, Protocol):
+    """An embedder that also gives, per face, the norm of SFace's output before
+    L2-normalisation: how strongly the network responded to the face. Faces it cannot
+    read (blurred, dark, masked) land nearer the origin (MagFace's observation), which
+    makes the norm a quality signal (:func:`faceindex.quality.embedding_quality_score`,
+    fitted to this norm of the float32 SFace graph)."""
+
+    def embed_with_norms(
+        self, image: ImageArray, faces: Sequence[Face]
+    ) -> tuple[FloatArray, FloatArray]:
+        """``embed(image, faces)`` and the ``(len(faces),)`` raw norms."""
+        ...
+
+    def embed_many_with_norms(
+        self, items: Sequence[tuple[ImageArray, Sequence[Face]]]
+    ) -> list[tuple[FloatArray, FloatArray]]:
+        """:meth:`embed_with_norms` for each item, in one batch."""
+        ...
+
+
 def embed_many(
     embedder: Embedder, items: Sequence[tuple[ImageArray, Sequence[Face]]]
 ) -> list[FloatArray]:

@@ -48,11 +48,23 @@ class FusionEmbedder:
         self.dlib.warm_up()
 
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
-        return self.fuse(self.sface.embed(image, faces), self.dlib.embed(image, faces))
+        return self.embed_with_norms(image, faces)[0]
+
+    def embed_with_norms(
+        self, image: ImageArray, faces: Sequence[Face]
+    ) -> tuple[FloatArray, FloatArray]:
+        """The fused vectors and SFace's raw norms (the quality signal)."""
+        sface, norms = self.sface.embed_with_norms(image, faces)
+        return self.fuse(sface, self.dlib.embed(image, faces)), norms
 
     def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
-        sface, dlib = self.sface.embed_many(items), self.dlib.embed_many(items)
-        return [self.fuse(s, d) for s, d in zip(sface, dlib, strict=True)]
+        return [vectors for vectors, _ in self.embed_many_with_norms(items)]
+
+    def embed_many_with_norms(
+        self, items: Sequence[tuple[ImageArray, Sequence[Face]]]
+    ) -> list[tuple[FloatArray, FloatArray]]:
+        sface, dlib = self.sface.embed_many_with_norms(items), self.dlib.embed_many(items)
+        return [(self.fuse(s, d), n) for (s, n), d in zip(sface, dlib, strict=True)]
 
     @property
     def sface_weight(self) -> float:

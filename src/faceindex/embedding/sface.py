@@ -55,8 +55,13 @@ class SFaceEmbedder:
         return out
 
     def embed_crops(self, crops: Sequence[ImageArray]) -> FloatArray:
+        return self.embed_crops_with_norms(crops)[0]
+
+    def embed_crops_with_norms(self, crops: Sequence[ImageArray]) -> tuple[FloatArray, FloatArray]:
+        """The crops' vectors and the norms of the network's output before normalisation
+        (of the crop as given, also with ``flip``)."""
         if not crops:
-            return np.zeros((0, self.spec.dim), dtype=np.float32)
+            return np.zeros((0, self.spec.dim), dtype=np.float32), np.zeros(0, np.float32)
         batch = np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2)
         if self.flip:
             batch = np.concatenate([batch, batch[:, :, :, ::-1]])
@@ -64,14 +69,27 @@ class SFaceEmbedder:
         name = session.get_inputs()[0].name
         raw = np.asarray(session.run(None, {name: np.ascontiguousarray(batch)})[0])
         raw = raw.reshape(raw.shape[0], -1)
+        n = len(crops)
+        norms = np.linalg.norm(raw[:n], axis=1).astype(np.float32)
         if self.flip:
-            n = len(crops)
             raw = l2_normalise(raw[:n]) + l2_normalise(raw[n:])
-        return l2_normalise(raw)
+        return l2_normalise(raw), norms
 
     def embed(self, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
         return self.embed_crops(self.crops(image, faces))
 
+    def embed_with_norms(
+        self, image: ImageArray, faces: Sequence[Face]
+    ) -> tuple[FloatArray, FloatArray]:
+        return self.embed_crops_with_norms(self.crops(image, faces))
+
     def embed_many(self, items: Sequence[tuple[ImageArray, Sequence[Face]]]) -> list[FloatArray]:
+        return [vectors for vectors, _ in self.embed_many_with_norms(items)]
+
+    def embed_many_with_norms(
+        self, items: Sequence[tuple[ImageArray, Sequence[Face]]]
+    ) -> list[tuple[FloatArray, FloatArray]]:
         crops = [c for image, faces in items for c in self.crops(image, faces)]
-        return split_rows(self.embed_crops(crops), [len(faces) for _, faces in items])
+        vectors, norms = self.embed_crops_with_norms(crops)
+        counts = [len(faces) for _, faces in items]
+        return list(zip(split_rows(vectors, counts), split_rows(norms, counts), strict=True))
