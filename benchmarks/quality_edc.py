@@ -16,12 +16,14 @@ photos, and each condition's degraded set) it measures, beside YuNet's confidenc
 
 The signals are cached per side (``--signals-cache``); then candidate scores are fitted
 on glint6 only and their error-versus-reject curves (EDC) reported on lfw57 (held out),
-beside the shipped score; then the reverse (fit on lfw57 people A-M, report on N-Z and on
-glint6); then, as a ceiling, a fit on all of lfw57 reported on itself. Pair quality = the
-lower of its two faces' quality. Each model is a logistic of the predictors per face, fitted
-by maximum likelihood on genuine pairs: a pair is read right (similarity at the threshold
-or above) when both faces are (:func:`fit_logistic`). Figures and verdict:
-docs/robustness.md ("A learned quality from the embeddings").
+beside the detector-only score and the library's (:func:`library_quality`); then the
+reverse (fit on lfw57 people A-M, report on N-Z and on glint6); then, as a ceiling, a
+fit on all of lfw57 reported on itself; then what a ``--reject-below`` floor does with
+the library's score. Pair quality = the lower of its two faces' quality. Each model is a
+logistic of the predictors per face, fitted by maximum likelihood on genuine pairs: a
+pair is read right (similarity at the threshold or above) when both faces are
+(:func:`fit_logistic`). Figures and verdict: docs/robustness.md ("A learned quality from
+the embeddings").
 """
 
 from __future__ import annotations
