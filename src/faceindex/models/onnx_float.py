@@ -222,12 +222,18 @@ def load_float32_session(
     dynamic_hw: bool = False,
     batch_dim: str = "batch",
     max_opset: int | None = None,
+    allow_spinning: bool = False,
 ) -> onnxruntime.InferenceSession:
     """Load an ONNX file, convert it with :func:`to_float32_graph`, open a CPU session.
 
     ``threads`` sets onnxruntime's intra-op thread count (``None`` keeps its default, one
-    per physical core). Any failure to read, convert or open the model is a
-    :class:`ModelUnavailableError` naming the file.
+    per physical core). ``allow_spinning``: let the session's worker threads busy-wait
+    after each call (onnxruntime's default). Off here: the pipeline runs several sessions
+    one after the other (YuNet, SFace, dlib's ResNet), and each one's spinning threads
+    took the cores from the next: on 2 cores a photo of 640 px went from 109-121 ms
+    (decode aside) with spinning to 46-57 ms without (docs/benchmarks.md, "Throughput").
+    Any failure to read, convert or open the model is a :class:`ModelUnavailableError`
+    naming the file.
     """
     try:
         model = onnx.load(str(path))
@@ -245,6 +251,9 @@ def load_float32_session(
         ) from exc
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+    )
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

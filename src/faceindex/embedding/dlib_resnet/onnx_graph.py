@@ -419,7 +419,10 @@ class DlibResnetOnnx:
     ``allow_spinning`` keeps onnxruntime's worker threads busy-waiting between the layers
     and for a while after each call. Measured at batch 8 on 2 cores: 1.9 ms a face with
     spinning vs 2.3 without on an idle machine, but 5.6 vs 3.7 ms when another process
-    competes for the cores; turn it off where the embedder shares CPUs with other work.
+    competes for the cores. Off by default: in the pipeline this session runs right after
+    YuNet's and SFace's, and the spinning threads of each took the cores from the next
+    (a 640 px photo: 109-121 ms with spinning, 46-57 without;
+    :func:`faceindex.models.onnx_float.load_float32_session`).
     """
 
     def __init__(
@@ -429,7 +432,7 @@ class DlibResnetOnnx:
         dat_path: Path | None = None,
         intra_op_threads: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
-        allow_spinning: bool = True,
+        allow_spinning: bool = False,
     ) -> None:
         if intra_op_threads is not None and intra_op_threads < 1:
             raise InvalidInputError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
