@@ -96,7 +96,7 @@ class ChallengeRules:
     closer_ratio: float = 1.3
     #: Share of counted frames the passive checker must call live.
     min_live_share: float = 0.5
-    max_frames: int = 150
+    max_frames: int = 400
 
 
 @dataclass(frozen=True, slots=True)

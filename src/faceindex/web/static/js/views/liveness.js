@@ -2,14 +2,15 @@
 // the current instruction, the steps and the time left, and a run() that sends camera
 // frames until the session passes or fails. Recognise uses it before identifying.
 //
-// Frames are taken every FRAME_GAP_MS and sent in batches while the previous batch is
+// Frames are taken FRAME_GAP_MS after the previous one was grabbed (at most 10 a second,
+// so that the 100-150 ms of a short blink land on a frame) and sent in batches while the previous batch is
 // measured (at most MAX_BATCH per request, the newest kept), as the camera delivers
 // them (unmirrored: the session is made with mirrored=false).
 
 import { api } from "../api.js";
 import { announce, errorText, h } from "../ui.js";
 
-const FRAME_GAP_MS = 250;
+const FRAME_GAP_MS = 100;
 const MAX_BATCH = 4;
 const FRAME_WIDTH = 640;
 
