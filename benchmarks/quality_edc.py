@@ -43,6 +43,7 @@ from _common import fmt_table
 from faceindex.embedding import l2_normalise
 from faceindex.io.image import load_image
 from faceindex.pipeline import Pipeline, is_crop_fallback
+from faceindex.quality import UNSCORED_DETECTOR_INPUT
 from faceindex.testing import degrade
 from faceindex.types import BBox, Face, ImageArray
 
@@ -202,8 +203,8 @@ def _missing(cache: Path) -> dg.Side:
 
 SHARES = (0.0, 0.05, 0.1, 0.2, 0.3)
 #: The detector score given to a crop-fallback face (no detector scored it): the middle
-#: of the shipped ramp, where the shipped score puts it (0.5).
-FALLBACK_DET = 0.775
+#: of the detector-only ramp, where that score puts it (0.5); the library's own constant.
+FALLBACK_DET = UNSCORED_DETECTOR_INPUT
 
 
 def design(f: np.ndarray, cols: tuple[str, ...]) -> np.ndarray:

@@ -32,7 +32,12 @@ from faceindex.embedding import (
 )
 from faceindex.errors import FaceIndexError, FaceTooSmallError, InvalidInputError, NoFaceError
 from faceindex.io.image import ImageLimits, ImageSource, load_image
-from faceindex.quality import QualityThresholds, assess, embedding_quality_score
+from faceindex.quality import (
+    QualityThresholds,
+    assess,
+    detector_confidence,
+    embedding_quality_score,
+)
 from faceindex.types import (
     BBox,
     Embedding,
@@ -265,8 +270,7 @@ class Pipeline:
         for i, (face, vec) in enumerate(zip(faces, vectors, strict=True)):
             quality = face.quality
             if quality is not None and norms is not None:
-                detector = face.score if face.score > 0 else None
-                score = embedding_quality_score(detector, float(norms[i]))
+                score = embedding_quality_score(detector_confidence(face), float(norms[i]))
                 quality = dataclasses.replace(quality, score=score)
             out.append(
                 dataclasses.replace(face, embedding=Embedding(vec, model_id), quality=quality)

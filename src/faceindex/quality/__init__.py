@@ -77,7 +77,7 @@ def assess(image: ImageArray, face: Face, thresholds: QualityThresholds | None =
         brightness=brightness,
         yaw=yaw,
         pitch=pitch,
-        detector_score=face.score if face.score > 0 else None,
+        detector_score=detector_confidence(face),
         thresholds=t,
     )
     return Quality(
@@ -90,6 +90,12 @@ def assess(image: ImageArray, face: Face, thresholds: QualityThresholds | None =
         roll=roll,
         issues=tuple(issues),
     )
+
+
+def detector_confidence(face: Face) -> float | None:
+    """The detector's confidence in ``face``; None for a face no detector scored (the
+    crop fallback, whose score is 0)."""
+    return face.score if face.score > 0 else None
 
 
 #: The detector confidences over which the quality score ramps from 0 to 1 (YuNet's
