@@ -1,7 +1,7 @@
 """Real-world photos: blur, low light, low resolution, compression, occlusion, grey.
 
 Usage: python benchmarks/degradation.py ../shared/dev-data [--cache DIR] [--photos N]
-       [--no-peer] [--plot FILE]
+       [--no-peer] [--plot FILE] [--no-restoration]
 
 Data: the protocol pair lists ``glint6/pairs.csv`` and ``lfw57/pairs.csv``. For each
 dataset a fixed random subset of photos (``--photos``, seed 0) is the *degraded set*; every
@@ -13,11 +13,14 @@ with base seed 1234); each condition has a moderate and a severe level (occlusio
 grey have one).
 
 Both systems see the same degraded pixels: faceindex (its default pipeline: YuNet, the
-fused SFace + dlib embedder, the subject rule, the crop fallback) and the peer,
+fused SFace + dlib embedder, the subject rule, the crop fallback, the restoration of soft
+and dark faces, which ``--no-restoration`` turns off) and the peer,
 face_recognition (HOG detector with one upsampling + ResNet, as its README uses it, the
 subject picked by the same prominence rule). A photo where a system finds no face
 rejects its pairs. Each condition's vectors and face measurements are cached
-(``--cache``), so the analysis re-runs in seconds.
+(``--cache``; files of the run with restoration end in ``-restored``, and reuse the
+peer's vectors of the run without it when that is cached), so the analysis re-runs in
+seconds.
 
 It prints, per dataset, condition and severity: EER, TAR at FMR 1e-3, FNMR and FMR at
 faceindex's threshold (the peer at its documented 0.6), for both systems; then the
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import sys
 import time
@@ -40,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import fmt_table
+from faceindex.config import EmbeddingSettings, Settings
 from faceindex.detection.subject import most_prominent, prominence
 from faceindex.eval import metrics
 from faceindex.io.files import person_folders
@@ -193,7 +198,9 @@ def faceindex_side(
     if face is None:
         return np.full(dim, np.nan), np.zeros(len(MEASURES))
     q = assess(image, face)
-    vec = pipeline.embedder.embed(image, [face])[0]
+    (embedded,) = pipeline.embed_faces(image, [dataclasses.replace(face, quality=q)])
+    assert embedded.embedding is not None
+    vec = embedded.embedding.vector
     m = [1.0, float(is_crop_fallback(face)), face.score, q.face_px, q.sharpness]
     m += [q.brightness, q.yaw, q.pitch]
     return np.asarray(vec, np.float64), np.array(m)
@@ -407,9 +414,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--conditions", default="", help="only these conditions (comma-separated; default all)"
     )
+    ap.add_argument(
+        "--no-restoration",
+        action="store_true",
+        help="embed every face as it is (faceindex.quality.restore off)",
+    )
     args = ap.parse_args(argv)
     use_peer = not args.no_peer
-    pipeline = Pipeline.from_settings()
+    restoring = not args.no_restoration
+    pipeline = Pipeline.from_settings(Settings(embedding=EmbeddingSettings(restoration=restoring)))
+    suffix = "-restored" if restoring else ""
+
+    def side_of(stem: str, make: Callable[[bool], Side]) -> Side:
+        """``make(with_peer)``, cached as ``stem`` + suffix; with restoration the peer's
+        vectors come from the run without it when that file has them."""
+        old = args.cache / f"{stem}.npz"
+        if suffix and use_peer and old.is_file():
+            z = np.load(old)
+            if "has_peer" in z.files and bool(z["has_peer"]):
+                own = cached_side(args.cache / f"{stem}{suffix}.npz", lambda: make(False), False)
+                return Side(own.vectors, np.asarray(z["peer"]), own.measures)
+        return cached_side(args.cache / f"{stem}{suffix}.npz", lambda: make(use_peer), use_peer)
+
     t = pipeline.threshold
     conditions = [c for c in CONDITIONS if not args.conditions or c[0] in args.conditions]
     variants = [v for v in args.variants.split(",") if v]
@@ -428,10 +454,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {len(p.degraded)} photos degraded, {len(p.same)} pairs "
             f"({int(p.same.sum())} genuine); threshold {t:.3f}, peer {PEER_THRESHOLD}"
         )
-        clean = cached_side(
-            args.cache / f"{name}-clean.npz",
-            lambda p=p: clean_side(pipeline, p, use_peer, args.peer_cache),
-            use_peer,
+        clean = side_of(
+            f"{name}-clean",
+            lambda peer, p=p: clean_side(pipeline, p, peer, args.peer_cache),
         )
         deg_paths = [p.paths[i] for i in p.degraded]
         clean_b = Side(
@@ -443,12 +468,11 @@ def main(argv: list[str] | None = None) -> int:
         sides = {("clean", "-"): clean_b}
         for cond, level, fn in conditions:
             key = f"{cond}-{level}".replace(" ", "_")
-            sides[(cond, level)] = cached_side(
-                args.cache / f"{tag}-{key}.npz",
-                lambda fn=fn, p=p, deg_paths=deg_paths, clean_faces=clean_faces: embed_side(
-                    pipeline, deg_paths, p.root, fn, clean_faces, use_peer
+            sides[(cond, level)] = side_of(
+                f"{tag}-{key}",
+                lambda peer, fn=fn, p=p, deg_paths=deg_paths, clean_faces=clean_faces: embed_side(
+                    pipeline, deg_paths, p.root, fn, clean_faces, peer
                 ),
-                use_peer,
             )
         pooled[name] = []
         for (cond, level), side in sides.items():
@@ -471,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             prepare = VARIANTS[variant]
             clean_v = cached_side(
-                args.cache / f"{name}-clean-{variant}.npz",
+                args.cache / f"{name}-clean-{variant}{suffix}.npz",
                 lambda p=p, prepare=prepare, clean=clean: embed_side(
                     pipeline, p.paths, p.root, None, None, False, prepare, clean
                 ),
@@ -488,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     key = f"{cond}-{level}".replace(" ", "_")
                     side = cached_side(
-                        args.cache / f"{tag}-{key}-{variant}.npz",
+                        args.cache / f"{tag}-{key}-{variant}{suffix}.npz",
                         functools.partial(
                             embed_side,
                             pipeline,

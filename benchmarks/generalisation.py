@@ -1,6 +1,7 @@
 """Do faceindex's decisions hold on people it was never tuned on? Tune-on / test-on matrix.
 
 Usage: python benchmarks/generalisation.py ../shared/dev-data [--cache DIR] [--no-peer]
+       [--fold-seeds N]
 
 Data: ``glint6/`` (aligned 112x112 crops, 6 people) and ``lfw57/`` (LFW-style photos,
 57 people). Every photo is embedded once by SFace and by dlib's ResNet (the two halves of
@@ -568,6 +569,57 @@ def open_set_study(glint: Dataset, lfw: Dataset, w: float, use_peer: bool) -> No
     print(fmt_table(rows))
 
 
+def fold_variance(glint: Dataset, lfw: Dataset, w: float, seeds: int) -> None:
+    """The open-set study's fold rows over ``seeds`` random 3-way splits of lfw57's
+    people (seed 0 is the split of the table above): how much a 19-person fold's FPIR
+    depends on who is in it (a single look-alike pair can decide it)."""
+    every_g = (glint, np.arange(len(glint.paths)))
+    sizes = (5, 15)
+    rates: list[list[float]] = []
+    print(f"\n== open set over {seeds} random splits of lfw57 into 3 folds (tuned as above) ==")
+    for seed in range(seeds):
+        rng = np.random.default_rng(7)
+        for i, held in enumerate(folds(lfw, 3, seed=seed)):
+            rest = np.setdiff1d(np.arange(len(lfw.names)), held)
+            parts = [every_g, (lfw, lfw.subset(rest))]
+            imp = np.concatenate(
+                [
+                    impostor_person_scores(ds, np.unique(ds.people[idx]), fused_vectors(ds, w), rng)
+                    for ds, idx in parts
+                    for _ in range(5)
+                ]
+            )
+            tail = fit_tail(imp)
+            ts, ty = pooled(parts, lambda ds, a, b: fused(ds, w, a, b))
+            floor = threshold_at_fmr(ts, ty, TARGET_FMR)
+            test = restrict(lfw, held)
+            vv = fused_vectors(test, w)
+            row = []
+            for size in sizes:
+                fp = ns = 0
+                trial_rng = np.random.default_rng(11)
+                for _ in range(20):
+                    a, b, _c, _d, _t = open_set_trial(
+                        test,
+                        vv,
+                        size,
+                        trial_rng,
+                        lambda n, f=floor, tl=tail: max(f, tl.threshold(n, TARGET_FPIR)),
+                    )
+                    fp, ns = fp + a, ns + b
+                row.append(fp / max(ns, 1))
+            rates.append(row)
+            print(f"  seed {seed} fold {i}: FPIR " + " / ".join(f"{r:.4f}" for r in row))
+    arr = np.array(rates)
+    for j, size in enumerate(sizes):
+        col = arr[:, j]
+        print(
+            f"gallery {size:>2}: FPIR mean {col.mean():.4f}, median {np.median(col):.4f}, "
+            f"worst {col.max():.4f}; folds within 2x of {TARGET_FPIR:g}: "
+            f"{int((col <= 2 * TARGET_FPIR).sum())} of {len(col)}"
+        )
+
+
 def restrict(ds: Dataset, person_ids: np.ndarray) -> Dataset:
     """The photos of ``person_ids`` only, people renumbered from 0."""
     rows = ds.subset(person_ids)
@@ -589,6 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/faceindex-generalisation"))
     ap.add_argument("--no-peer", action="store_true", help="skip face_recognition")
+    ap.add_argument(
+        "--fold-seeds",
+        type=int,
+        default=0,
+        help="also repeat the open-set fold rows over this many random splits of lfw57",
+    )
     args = ap.parse_args(argv)
     use_peer = not args.no_peer
     glint = embed_dataset("glint6", args.data_dir / "glint6", args.cache, use_peer)
@@ -601,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     w = verification_study(glint, lfw, use_peer)
     open_set_study(glint, lfw, w, use_peer)
+    if args.fold_seeds > 0:
+        fold_variance(glint, lfw, w, args.fold_seeds)
     return 0
 
 

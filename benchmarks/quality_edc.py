@@ -1,6 +1,6 @@
 """A learned face quality: which per-face signals predict recognition error (issue 16).
 
-Usage: python benchmarks/quality_edc.py ../shared/dev-data [--cache DIR] [--photos N]
+Usage: python benchmarks/quality_edc.py ../shared/dev-data [--cache DIR] [--photos N] [--restored]
        [--signals-cache DIR]
 
 Reuses ``benchmarks/degradation.py``'s protocol (the same pairs, the same degraded photos,
@@ -146,11 +146,19 @@ FEATURES = ("found", "fallback", "det_score", *SIGNALS[:4], "face_px", "sharpnes
 
 
 def load_dataset(
-    pipeline: Pipeline, name: str, root: Path, cache: Path, sig_cache: Path, n_photos: int
+    pipeline: Pipeline,
+    name: str,
+    root: Path,
+    cache: Path,
+    sig_cache: Path,
+    n_photos: int,
+    suffix: str = "",
 ) -> Dataset:
+    """``suffix``: ``-restored`` reads degradation.py's vectors of the pipeline with
+    restoration (the signals stay those of the faces as they are, as the library's score)."""
     p = dg.protocol(name, root, n_photos)
     tag = f"{name}-{n_photos}"
-    clean = dg.cached_side(cache / f"{name}-clean.npz", lambda: _missing(cache), False)
+    clean = dg.cached_side(cache / f"{name}-clean{suffix}.npz", lambda: _missing(cache), False)
     clean_sig = cached_signals(
         sig_cache / f"{name}-clean.npz",
         lambda: side_signals(pipeline, p.paths, p.root, None, None),
@@ -175,7 +183,9 @@ def load_dataset(
             fb = clean_f[p.degraded]
         else:
             key = f"{cond}-{level}".replace(" ", "_")
-            side = dg.cached_side(cache / f"{tag}-{key}.npz", lambda: _missing(cache), False)
+            side = dg.cached_side(
+                cache / f"{tag}-{key}{suffix}.npz", lambda: _missing(cache), False
+            )
             if clean_faces is None and not (sig_cache / f"{tag}-{key}.npz").is_file():
                 clean_faces = [dg.subject(pipeline, load_image(x)) for x in deg_paths]
             sig = cached_signals(
@@ -435,10 +445,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/faceindex-degradation"))
     ap.add_argument("--signals-cache", type=Path, default=Path("/tmp/faceindex-quality"))
     ap.add_argument("--photos", type=int, default=100)
+    ap.add_argument(
+        "--restored",
+        action="store_true",
+        help="similarities of the pipeline with restoration (degradation.py's -restored files)",
+    )
     args = ap.parse_args(argv)
     pipeline = Pipeline.from_settings()
+    suffix = "-restored" if args.restored else ""
     data = {
-        n: load_dataset(pipeline, n, args.data_dir / n, args.cache, args.signals_cache, args.photos)
+        n: load_dataset(
+            pipeline, n, args.data_dir / n, args.cache, args.signals_cache, args.photos, suffix
+        )
         for n in ("glint6", "lfw57")
     }
     t = pipeline.threshold

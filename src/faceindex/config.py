@@ -50,6 +50,10 @@ class EmbeddingSettings:
     #: benchmarks/calibrate.py): EER 0.0160 -> 0.0150 for fusion, at twice the embedding
     #: cost, so it is off by default. The calibrated thresholds hold for both.
     flip: bool = False
+    #: Embed soft and dark faces sharpened or denoised too and keep the embedding with the
+    #: larger SFace norm (faceindex.quality.restore; docs/robustness.md, "Restoration").
+    #: Costs a second embedding for those faces only.
+    restoration: bool = True
 
     def __post_init__(self) -> None:
         _check_similarity("embedding threshold", self.threshold)

@@ -4,10 +4,15 @@ Orchestration only: every stage is a registered backend chosen by settings. Back
 their models lazily on first use (or on :meth:`Pipeline.warm_up`), so building a pipeline
 is cheap and ``import faceindex`` loads nothing.
 
-One rule is the pipeline's own: the **crop fallback** (:func:`looks_like_face_crop`). An
-image that is already a tight, aligned face crop, where the detector finds nothing, is
-taken whole as the face instead of answering "no face" (see :func:`crop_fallback_face`;
-:func:`is_crop_fallback` tells such a face from a detection).
+Two rules are the pipeline's own:
+
+- the **crop fallback** (:func:`looks_like_face_crop`). An image that is already a tight,
+  aligned face crop, where the detector finds nothing, is taken whole as the face instead
+  of answering "no face" (see :func:`crop_fallback_face`; :func:`is_crop_fallback` tells
+  such a face from a detection);
+- **restoration** (:mod:`faceindex.quality.restore`): a soft or dark face is also
+  embedded sharpened or denoised, and the embedding whose SFace norm is larger is kept
+  (the face's quality score stays that of the face as it is).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from faceindex.quality import (
     detector_confidence,
     embedding_quality_score,
 )
+from faceindex.quality.restore import Restoration, region, relocated, restoration_for, restore
 from faceindex.types import (
     BBox,
     Embedding,
@@ -190,15 +196,19 @@ class Pipeline:
         limits: ImageLimits | None = None,
         quality: QualityThresholds | None = None,
         crop_fallback: bool = True,
+        restoration: bool = True,
     ) -> None:
         """``crop_fallback``: take an image shaped like a face crop whole as its face when
-        the detector finds none (:func:`looks_like_face_crop`)."""
+        the detector finds none (:func:`looks_like_face_crop`). ``restoration``: embed soft
+        and dark faces restored too, keeping the better (:mod:`faceindex.quality.restore`);
+        off, every face is embedded as it is."""
         self.detector = detector
         self.embedder = embedder
         self.threshold = embedder.spec.threshold if threshold is None else threshold
         self.limits = limits or ImageLimits()
         self.quality_thresholds = quality or QualityThresholds()
         self.crop_fallback = crop_fallback
+        self.restoration = restoration
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Pipeline:
@@ -219,6 +229,7 @@ class Pipeline:
             threshold=s.embedding.threshold,
             limits=limits,
             crop_fallback=bool(getattr(s.detection, "crop_fallback", True)),
+            restoration=s.embedding.restoration,
         )
 
     @property
@@ -258,9 +269,50 @@ class Pipeline:
         if not faces:
             return ()
         if isinstance(self.embedder, NormReportingEmbedder):
-            vectors, norms = self.embedder.embed_with_norms(image, faces)
+            found = self.embedder.embed_with_norms(image, faces)
+            [(vectors, norms)] = self._restore(self.embedder, [(image, faces, found)])
             return self._embedded(faces, vectors, norms)
         return self._embedded(faces, self.embedder.embed(image, faces), None)
+
+    def _restore(
+        self,
+        embedder: NormReportingEmbedder,
+        photos: Sequence[tuple[ImageArray, Sequence[Face], tuple[FloatArray, FloatArray]]],
+    ) -> list[tuple[FloatArray, FloatArray]]:
+        """Each photo's ``(vectors, norms)`` after every face whose quality calls for it
+        was embedded again, restored (:mod:`faceindex.quality.restore`), in one batch: the
+        restored face's vector replaces the first where its SFace norm is the larger. The
+        norms stay those of the faces as they are, so that a face's quality score still
+        says how damaged the photo is (the score was fitted on unrestored faces, and a
+        filter that raises the norm does not make a face as reliable as a clean one).
+        A face without quality measures is left alone."""
+        out = [(vectors.copy(), norms) for _image, _faces, (vectors, norms) in photos]
+        todo: list[tuple[int, int]] = []
+        items: list[tuple[ImageArray, Sequence[Face]]] = []
+        for k, (image, faces, _found) in enumerate(photos):
+            for i, face in enumerate(faces):
+                kind = restoration_for(face.quality) if self.restoration else None
+                if kind is not None:
+                    items.append(self._restored(image, face, kind))
+                    todo.append((k, i))
+        if items:
+            again = embedder.embed_many_with_norms(items)
+            for (k, i), (new_vec, new_norm) in zip(todo, again, strict=True):
+                vectors, norms = out[k]
+                if float(new_norm[0]) > float(norms[i]):
+                    vectors[i] = new_vec[0]
+        return out
+
+    def _restored(
+        self, image: ImageArray, face: Face, kind: Restoration
+    ) -> tuple[ImageArray, tuple[Face]]:
+        """The photo with the region around ``face`` restored, and the face as the
+        detector finds it there again (the first one when it finds no such face)."""
+        fixed = restore(image, face, kind)
+        x1, y1, x2, y2 = region(image, face)
+        found = self.detector.detect(np.ascontiguousarray(fixed[y1:y2, x1:x2]))
+        again = relocated(found, face, x1, y1)
+        return fixed, (face if again is None else again,)
 
     def _embedded(
         self, faces: Sequence[Face], vectors: FloatArray, norms: FloatArray | None
@@ -287,7 +339,9 @@ class Pipeline:
         if not with_faces:
             found = iter(())
         elif isinstance(self.embedder, NormReportingEmbedder):
-            found = iter(self.embedder.embed_many_with_norms(with_faces))
+            done = self.embedder.embed_many_with_norms(with_faces)
+            photos = [(im, fs, d) for (im, fs), d in zip(with_faces, done, strict=True)]
+            found = iter(self._restore(self.embedder, photos))
         else:
             found = ((v, None) for v in embed_many(self.embedder, with_faces))
         return [self._embedded(faces, *next(found)) if faces else () for _image, faces in items]
