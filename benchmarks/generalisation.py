@@ -450,6 +450,24 @@ def open_set_trial(
     return fp, len(stranger_probes), correct, len(mated), t
 
 
+def size_aware_rule(
+    parts: list[tuple[Dataset, np.ndarray]], w: float, rng: np.random.Generator
+) -> Callable[[int], float]:
+    """The product's rule, tuned on ``parts`` only: the tail's size-aware threshold,
+    never below the verification threshold for FMR 1e-3."""
+    imp = np.concatenate(
+        [
+            impostor_person_scores(ds, np.unique(ds.people[idx]), fused_vectors(ds, w), rng)
+            for ds, idx in parts
+            for _ in range(5)
+        ]
+    )
+    tail = fit_tail(imp)
+    ts, ty = pooled(parts, lambda ds, a, b: fused(ds, w, a, b))
+    floor = threshold_at_fmr(ts, ty, TARGET_FMR)
+    return lambda n: max(floor, tail.threshold(n, TARGET_FPIR))
+
+
 def open_set_study(glint: Dataset, lfw: Dataset, w: float, use_peer: bool) -> None:
     rng = np.random.default_rng(7)
     print(f"\n== open set, target FPIR {TARGET_FPIR:g}, mean-top2, {ENROL} photos enrolled ==")
@@ -500,19 +518,7 @@ def open_set_study(glint: Dataset, lfw: Dataset, w: float, use_peer: bool) -> No
         )
 
     def tuned(parts: list[tuple[Dataset, np.ndarray]]) -> Callable[[int], float]:
-        """The product's rule, tuned on ``parts`` only: the tail's size-aware threshold,
-        never below the verification threshold for FMR 1e-3."""
-        imp = np.concatenate(
-            [
-                impostor_person_scores(ds, np.unique(ds.people[idx]), fused_vectors(ds, w), rng)
-                for ds, idx in parts
-                for _ in range(5)
-            ]
-        )
-        tail = fit_tail(imp)
-        ts, ty = pooled(parts, lambda ds, a, b: fused(ds, w, a, b))
-        floor = threshold_at_fmr(ts, ty, TARGET_FMR)
-        return lambda n: max(floor, tail.threshold(n, TARGET_FPIR))
+        return size_aware_rule(parts, w, rng)
 
     every_g = (glint, np.arange(len(glint.paths)))
     every_l = (lfw, np.arange(len(lfw.paths)))
@@ -581,17 +587,7 @@ def fold_variance(glint: Dataset, lfw: Dataset, w: float, seeds: int) -> None:
         rng = np.random.default_rng(7)
         for i, held in enumerate(folds(lfw, 3, seed=seed)):
             rest = np.setdiff1d(np.arange(len(lfw.names)), held)
-            parts = [every_g, (lfw, lfw.subset(rest))]
-            imp = np.concatenate(
-                [
-                    impostor_person_scores(ds, np.unique(ds.people[idx]), fused_vectors(ds, w), rng)
-                    for ds, idx in parts
-                    for _ in range(5)
-                ]
-            )
-            tail = fit_tail(imp)
-            ts, ty = pooled(parts, lambda ds, a, b: fused(ds, w, a, b))
-            floor = threshold_at_fmr(ts, ty, TARGET_FMR)
+            rule = size_aware_rule([every_g, (lfw, lfw.subset(rest))], w, rng)
             test = restrict(lfw, held)
             vv = fused_vectors(test, w)
             row = []
@@ -599,13 +595,7 @@ def fold_variance(glint: Dataset, lfw: Dataset, w: float, seeds: int) -> None:
                 fp = ns = 0
                 trial_rng = np.random.default_rng(11)
                 for _ in range(20):
-                    a, b, _c, _d, _t = open_set_trial(
-                        test,
-                        vv,
-                        size,
-                        trial_rng,
-                        lambda n, f=floor, tl=tail: max(f, tl.threshold(n, TARGET_FPIR)),
-                    )
+                    a, b, _c, _d, _t = open_set_trial(test, vv, size, trial_rng, rule)
                     fp, ns = fp + a, ns + b
                 row.append(fp / max(ns, 1))
             rates.append(row)
