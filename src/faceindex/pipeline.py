@@ -43,7 +43,7 @@ from faceindex.quality import (
     detector_confidence,
     embedding_quality_score,
 )
-from faceindex.quality.restore import Restoration, region, relocated, restoration_for, restore
+from faceindex.quality.restore import Restoration, restoration_for, restore, same_face
 from faceindex.types import (
     BBox,
     Embedding,
@@ -292,8 +292,9 @@ class Pipeline:
         for k, (image, faces, _found) in enumerate(photos):
             for i, face in enumerate(faces):
                 kind = restoration_for(face.quality) if self.restoration else None
-                if kind is not None:
-                    items.append(self._restored(image, face, kind))
+                item = None if kind is None else self._restored(image, face, kind)
+                if item is not None:
+                    items.append(item)
                     todo.append((k, i))
         if items:
             again = embedder.embed_many_with_norms(items)
@@ -305,14 +306,16 @@ class Pipeline:
 
     def _restored(
         self, image: ImageArray, face: Face, kind: Restoration
-    ) -> tuple[ImageArray, tuple[Face]]:
-        """The photo with the region around ``face`` restored, and the face as the
-        detector finds it there again (the first one when it finds no such face)."""
-        fixed = restore(image, face, kind)
-        x1, y1, x2, y2 = region(image, face)
-        found = self.detector.detect(np.ascontiguousarray(fixed[y1:y2, x1:x2]))
-        again = relocated(found, face, x1, y1)
-        return fixed, (face if again is None else again,)
+    ) -> tuple[ImageArray, tuple[Face]] | None:
+        """The region around ``face`` restored, and the face as the detector finds it
+        there again (as it was when the detector finds no such face); None when the
+        region is too small."""
+        done = restore(image, face, kind)
+        if done is None:
+            return None
+        fixed, placed = done
+        again = same_face(self.detector.detect(fixed), placed)
+        return fixed, (placed if again is None else again,)
 
     def _embedded(
         self, faces: Sequence[Face], vectors: FloatArray, norms: FloatArray | None

@@ -20,9 +20,9 @@ from faceindex.quality.restore import (
     Restoration,
     moved,
     region,
-    relocated,
     restoration_for,
     restore,
+    same_face,
 )
 from faceindex.testing.fakes import FakeDetector, FakeEmbedder, frontal_landmarks
 from faceindex.types import BBox, Face, FloatArray, ImageArray, Quality
@@ -77,18 +77,25 @@ def test_soft_faces_are_sharpened_and_dark_ones_denoised() -> None:
 # ------------------------------------------------------------------------------ the filters
 
 
-def test_sharpening_restores_detail_around_the_face_only() -> None:
+def _restored(image: ImageArray, face: Face, kind: Restoration) -> tuple[ImageArray, Face]:
+    done = restore(image, face, kind)
+    assert done is not None
+    return done
+
+
+def test_sharpening_restores_detail_in_the_region_around_the_face() -> None:
     image = cv2.GaussianBlur(_texture(400), (0, 0), 2.0)
     face = _face(150, 150, 250, 250)
-    out = restore(image, face, Restoration.SHARPEN)
-    assert out is not image and out.dtype == np.uint8 and out.shape == image.shape
-    inside = (slice(150, 250), slice(150, 250))
-    assert _laplacian_var(out[inside]) > 2 * _laplacian_var(image[inside])
-    # the region is the box and half a box on each side; the rest is untouched
-    assert np.array_equal(out[:95], image[:95]) and np.array_equal(out[305:], image[305:])
-    assert np.array_equal(out[:, :95], image[:, :95])
-    assert np.array_equal(out[:, 305:], image[:, 305:])
-    assert not np.array_equal(out[100:300, 100:300], image[100:300, 100:300])
+    before = image.copy()
+    part, placed = _restored(image, face, Restoration.SHARPEN)
+    assert np.array_equal(image, before)  # the photo itself is never written
+    # the region is the box and half a box on each side, the face moved into it
+    assert part.dtype == np.uint8 and part.shape == (200, 200, 3)
+    assert placed.bbox == BBox(50, 50, 150, 150)
+    assert face.landmarks is not None and placed.landmarks is not None
+    assert np.allclose(placed.landmarks.points, face.landmarks.points - 100)
+    inside = (slice(50, 150), slice(50, 150))
+    assert _laplacian_var(part[inside]) > 2 * _laplacian_var(image[150:250, 150:250])
 
 
 def test_denoising_takes_out_sensor_noise() -> None:
@@ -96,38 +103,36 @@ def test_denoising_takes_out_sensor_noise() -> None:
     noise = np.random.default_rng(1).normal(0, 6, flat.shape)
     noisy = np.clip(flat + noise, 0, 255).astype(np.uint8)
     face = _face(50, 50, 150, 150)
-    out = restore(noisy, face, Restoration.DENOISE)
+    part, _ = _restored(noisy, face, Restoration.DENOISE)
+    assert part.shape == (200, 200, 3)  # clipped by the photo's edges
     inside = (slice(60, 140), slice(60, 140))
-    assert out[inside].std() < 0.7 * noisy[inside].std()
-    assert abs(float(out[inside].mean()) - 40.0) < 1.0  # brightness kept
+    assert part[inside].std() < 0.7 * noisy[inside].std()
+    assert abs(float(part[inside].mean()) - 40.0) < 1.0  # brightness kept
 
 
-def test_a_face_at_the_edge_or_past_it_does_not_break() -> None:
+def test_faces_at_the_edge_or_past_it() -> None:
     image = _texture(64)
-    for box in ((-30, -30, 20, 20), (50, 50, 120, 120), (100, 100, 140, 140)):
-        out = restore(image, _face(*box), Restoration.SHARPEN)
-        assert out.shape == image.shape and out.dtype == np.uint8
+    for box in ((-30, -30, 20, 20), (50, 50, 120, 120)):
+        part, placed = _restored(image, _face(*box), Restoration.SHARPEN)
+        x1, y1, x2, y2 = region(image, _face(*box))
+        assert part.shape == (y2 - y1, x2 - x1, 3) and part.dtype == np.uint8
+        assert placed.bbox.x1 == box[0] - x1 and placed.bbox.y1 == box[1] - y1
+    # a region under 8 px, or none at all, is not restored
+    assert restore(image, _face(60, 60, 63, 63), Restoration.SHARPEN) is None
+    assert restore(image, _face(100, 100, 140, 140), Restoration.SHARPEN) is None
+    assert region(image, _face(100, 100, 140, 140)) == (64, 64, 64, 64)
 
 
-def test_a_face_found_again_in_the_region_is_moved_back_into_the_photo() -> None:
-    image = np.zeros((300, 400, 3), np.uint8)
-    face = _face(100, 120, 180, 200)
-    x1, y1, x2, y2 = region(image, face)
-    assert (x1, y1, x2, y2) == (60, 80, 220, 240)
-    in_crop = _face(42, 38, 118, 122)  # the same face, a little tighter, crop pixels
-    back = moved(in_crop, x1, y1)
-    assert back.bbox == BBox(102, 118, 178, 202)
-    assert in_crop.landmarks is not None and back.landmarks is not None
-    shift = np.array([60, 80], np.float32)
-    assert np.allclose(back.landmarks.points, in_crop.landmarks.points + shift)
-    again = relocated([in_crop], face, x1, y1)
-    assert again is not None and again.bbox == back.bbox
-    elsewhere = _face(0, 0, 40, 40)  # another face in the region: not this one
-    assert relocated([elsewhere], face, x1, y1) is None
-    both = relocated([elsewhere, in_crop], face, x1, y1)
-    assert both is not None and both.bbox == back.bbox
-    assert relocated([], face, x1, y1) is None
-    assert region(image, _face(500, 500, 600, 600))[2:] == (400, 300)  # outside: empty
+def test_the_face_found_again_is_the_one_that_overlaps_most() -> None:
+    face = _face(40, 40, 120, 120)
+    tighter = _face(42, 38, 118, 122)
+    shifted = _face(60, 60, 140, 140)  # IoU 0.39 with ``face``: another face
+    elsewhere = _face(0, 0, 30, 30)
+    assert same_face([tighter], face) is tighter
+    assert same_face([elsewhere, shifted, tighter], face) is tighter
+    assert same_face([elsewhere, shifted], face) is None
+    assert same_face([], face) is None
+    assert moved(tighter, 60, 80).bbox == BBox(102, 118, 178, 202)
 
 
 # ------------------------------------------------------------------------- the pipeline's rule
@@ -184,13 +189,11 @@ def test_the_restored_embedding_is_kept_when_its_norm_is_larger() -> None:
     embedder = PixelNormFake(_laplacian_var)  # sharper pixels, larger norm
     pipeline = Pipeline(detector=FakeDetector(), embedder=embedder)
     soft, sharp = pipeline.embed_faces(image, faces)
-    restored = restore(image, faces[0], Restoration.SHARPEN)
-    # the face is embedded as the detector finds it again in the restored region
-    x1, y1, x2, y2 = region(image, faces[0])
-    found = FakeDetector().detect(np.ascontiguousarray(restored[y1:y2, x1:x2]))
-    again = relocated(found, faces[0], x1, y1)
-    assert again is not None and again.bbox != faces[0].bbox
-    expected = embedder.embed(restored, [again])[0]
+    # the face is embedded from the restored region, as the detector finds it there again
+    part, placed = _restored(image, faces[0], Restoration.SHARPEN)
+    again = same_face(FakeDetector().detect(part), placed)
+    assert again is not None and again.bbox != placed.bbox
+    expected = embedder.embed(part, [again])[0]
     assert np.allclose(_vector(soft), expected, atol=1e-6)
     assert soft.bbox == faces[0].bbox  # the answer keeps the box found in the photo
     assert not np.allclose(_vector(soft), embedder.embed(image, [faces[0]])[0], atol=1e-6)
@@ -202,10 +205,8 @@ def test_the_restored_embedding_is_kept_when_its_norm_is_larger() -> None:
     (plain, _) = unrestored.embed_faces(image, faces)
     assert soft.quality is not None and plain.quality is not None
     assert soft.quality.score == plain.quality.score
-    assert (
-        embedder.embed_with_norms(restored, [faces[0]])[1][0]
-        > embedder.embed_with_norms(image, [faces[0]])[1][0]
-    )
+    restored_norm = embedder.embed_with_norms(part, [again])[1][0]
+    assert restored_norm > embedder.embed_with_norms(image, [faces[0]])[1][0]
 
 
 def test_the_first_embedding_is_kept_when_restoring_does_not_raise_the_norm() -> None:
