@@ -286,22 +286,28 @@ class Pipeline:
         says how damaged the photo is (the score was fitted on unrestored faces, and a
         filter that raises the norm does not make a face as reliable as a clean one).
         A face without quality measures is left alone."""
-        out = [(vectors.copy(), norms) for _image, _faces, (vectors, norms) in photos]
+        out = [found for _image, _faces, found in photos]
+        if not self.restoration:
+            return out
         todo: list[tuple[int, int]] = []
         items: list[tuple[ImageArray, Sequence[Face]]] = []
         for k, (image, faces, _found) in enumerate(photos):
             for i, face in enumerate(faces):
-                kind = restoration_for(face.quality) if self.restoration else None
+                kind = restoration_for(face.quality)
                 item = None if kind is None else self._restored(image, face, kind)
                 if item is not None:
                     items.append(item)
                     todo.append((k, i))
-        if items:
-            again = embedder.embed_many_with_norms(items)
-            for (k, i), (new_vec, new_norm) in zip(todo, again, strict=True):
-                vectors, norms = out[k]
-                if float(new_norm[0]) > float(norms[i]):
-                    vectors[i] = new_vec[0]
+        if not items:
+            return out
+        again = embedder.embed_many_with_norms(items)
+        for (k, i), (new_vec, new_norm) in zip(todo, again, strict=True):
+            vectors, norms = out[k]
+            if float(new_norm[0]) > float(norms[i]):
+                if vectors is photos[k][2][0]:  # copy on first write: callers' arrays stay
+                    vectors = vectors.copy()
+                    out[k] = (vectors, norms)
+                vectors[i] = new_vec[0]
         return out
 
     def _restored(
