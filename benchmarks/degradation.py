@@ -1,7 +1,7 @@
 """Real-world photos: blur, low light, low resolution, compression, occlusion, grey.
 
 Usage: python benchmarks/degradation.py ../shared/dev-data [--cache DIR] [--photos N]
-       [--no-peer] [--plot FILE] [--no-restoration]
+       [--no-peer] [--plot FILE] [--no-restoration] [--no-refinement]
 
 Data: the protocol pair lists ``glint6/pairs.csv`` and ``lfw57/pairs.csv``. For each
 dataset a fixed random subset of photos (``--photos``, seed 0) is the *degraded set*; every
@@ -13,14 +13,15 @@ with base seed 1234); each condition has a moderate and a severe level (occlusio
 grey have one).
 
 Both systems see the same degraded pixels: faceindex (its default pipeline: YuNet, the
-fused SFace + dlib embedder, the subject rule, the crop fallback, the restoration of soft
-and dark faces, which ``--no-restoration`` turns off) and the peer,
+fused SFace + dlib embedder, the subject rule, the crop fallback, the landmark refinement
+and the restoration of soft and dark faces, which ``--no-refinement`` and
+``--no-restoration`` turn off) and the peer,
 face_recognition (HOG detector with one upsampling + ResNet, as its README uses it, the
 subject picked by the same prominence rule). A photo where a system finds no face
 rejects its pairs. Each condition's vectors and face measurements are cached
-(``--cache``; files of the run with restoration end in ``-restored``, and reuse the
-peer's vectors of the run without it when that is cached), so the analysis re-runs in
-seconds.
+(``--cache``; files of runs with restoration end in ``-restored``, with landmark
+refinement in ``-refined``, and reuse the peer's vectors of the run with neither when
+that is cached), so the analysis re-runs in seconds.
 
 It prints, per dataset, condition and severity: EER, TAR at FMR 1e-3, FNMR and FMR at
 faceindex's threshold (the peer at its documented 0.6), for both systems; then the
@@ -419,15 +420,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="embed every face as it is (faceindex.quality.restore off)",
     )
+    ap.add_argument(
+        "--no-refinement",
+        action="store_true",
+        help="align faces from the detector's landmarks (faceindex.detection.refine off)",
+    )
     args = ap.parse_args(argv)
     use_peer = not args.no_peer
     restoring = not args.no_restoration
-    pipeline = Pipeline.from_settings(Settings(embedding=EmbeddingSettings(restoration=restoring)))
-    suffix = "-restored" if restoring else ""
+    refining = not args.no_refinement
+    embedding = EmbeddingSettings(restoration=restoring, landmark_refinement=refining)
+    pipeline = Pipeline.from_settings(Settings(embedding=embedding))
+    suffix = ("-restored" if restoring else "") + ("-refined" if refining else "")
 
     def side_of(stem: str, make: Callable[[bool], Side]) -> Side:
-        """``make(with_peer)``, cached as ``stem`` + suffix; with restoration the peer's
-        vectors come from the run without it when that file has them."""
+        """``make(with_peer)``, cached as ``stem`` + suffix; with restoration or
+        refinement the peer's vectors come from the run with neither when that file has
+        them."""
         old = args.cache / f"{stem}.npz"
         if suffix and use_peer and old.is_file():
             z = np.load(old)

@@ -1,6 +1,7 @@
 """A learned face quality: which per-face signals predict recognition error (issue 16).
 
-Usage: python benchmarks/quality_edc.py ../shared/dev-data [--cache DIR] [--photos N] [--restored]
+Usage: python benchmarks/quality_edc.py ../shared/dev-data [--cache DIR] [--photos N]
+       [--restored | --refined]
        [--signals-cache DIR]
 
 Reuses ``benchmarks/degradation.py``'s protocol (the same pairs, the same degraded photos,
@@ -450,9 +451,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="similarities of the pipeline with restoration (degradation.py's -restored files)",
     )
+    ap.add_argument(
+        "--refined",
+        action="store_true",
+        help="similarities of the pipeline with restoration and landmark refinement (the "
+        "default pipeline: degradation.py's -restored-refined files); the quality signals "
+        "stay those of the faces aligned from the detector's landmarks",
+    )
     args = ap.parse_args(argv)
     pipeline = Pipeline.from_settings()
-    suffix = "-restored" if args.restored else ""
+    suffix = "-restored-refined" if args.refined else "-restored" if args.restored else ""
     data = {
         n: load_dataset(
             pipeline, n, args.data_dir / n, args.cache, args.signals_cache, args.photos, suffix

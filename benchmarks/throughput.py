@@ -6,6 +6,9 @@ Each system runs in its own process (so peak memory is its own) over every photo
 decode + detect + embed every face. Printed per system: photos/s (median of the repeats),
 faces found, photos with no face, peak RSS. Also measured: a cold ``faceindex verify A B``
 (a new process, models loaded from scratch, the dlib graph cache already built).
+faceindex's settings come from the ``FACEINDEX_*`` environment variables, with the
+detector and embedder of the options (``FACEINDEX_EMBEDDING__LANDMARK_REFINEMENT=false``
+measures the pipeline without landmark refinement).
 
 The peer is face_recognition 1.3 as its README uses it: ``load_image_file``,
 ``face_locations`` (HOG, upsample 1), ``face_encodings`` on those locations.
@@ -30,14 +33,18 @@ HERE = Path(__file__).resolve().parent
 def run_faceindex(
     files: list[Path], repeats: int, embedder: str, detector: str, dlib_backend: str
 ) -> dict[str, object]:
-    from faceindex.config import DetectionSettings, EmbeddingSettings, Settings
+    from dataclasses import replace
+
+    from faceindex.config import Settings
     from faceindex.embedding import EMBEDDERS
     from faceindex.pipeline import Pipeline
 
+    base = Settings.from_env()
     pipeline = Pipeline.from_settings(
-        Settings(
-            detection=DetectionSettings(detector=detector),
-            embedding=EmbeddingSettings(embedder=embedder),
+        replace(
+            base,
+            detection=replace(base.detection, detector=detector),
+            embedding=replace(base.embedding, embedder=embedder),
         )
     )
     if dlib_backend != "onnx":

@@ -54,6 +54,10 @@ class EmbeddingSettings:
     #: larger SFace norm (faceindex.quality.restore; docs/robustness.md, "Restoration").
     #: Costs a second embedding for those faces only.
     restoration: bool = True
+    #: Align each face from landmarks averaged over six more detections on its region
+    #: (three sizes, each mirrored) (faceindex.detection.refine; docs/robustness.md,
+    #: "Landmark refinement"). Costs those detections for every face embedded.
+    landmark_refinement: bool = True
 
     def __post_init__(self) -> None:
         _check_similarity("embedding threshold", self.threshold)

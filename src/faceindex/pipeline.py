@@ -10,6 +10,9 @@ Two rules are the pipeline's own:
   aligned face crop, where the detector finds nothing, is taken whole as the face instead
   of answering "no face" (see :func:`crop_fallback_face`; :func:`is_crop_fallback` tells
   such a face from a detection);
+- **landmark refinement** (:mod:`faceindex.detection.refine`): before a face is embedded,
+  its five points become the mean of the detector's points on the face's region at three
+  sizes, as it is and mirrored, and of the first detection's;
 - **restoration** (:mod:`faceindex.quality.restore`): a soft or dark face is also
   embedded sharpened or denoised, and the embedding whose SFace norm is larger is kept
   (the face's quality score stays that of the face as it is).
@@ -27,6 +30,7 @@ import numpy as np
 from faceindex.alignment import ARCFACE_112
 from faceindex.config import Settings
 from faceindex.detection import DETECTORS, Detector
+from faceindex.detection.refine import refine_landmarks
 from faceindex.detection.subject import most_prominent
 from faceindex.embedding import (
     EMBEDDERS,
@@ -197,11 +201,14 @@ class Pipeline:
         quality: QualityThresholds | None = None,
         crop_fallback: bool = True,
         restoration: bool = True,
+        landmark_refinement: bool = True,
     ) -> None:
         """``crop_fallback``: take an image shaped like a face crop whole as its face when
         the detector finds none (:func:`looks_like_face_crop`). ``restoration``: embed soft
         and dark faces restored too, keeping the better (:mod:`faceindex.quality.restore`);
-        off, every face is embedded as it is."""
+        off, every face is embedded as it is. ``landmark_refinement``: align each face
+        from refined landmarks (:mod:`faceindex.detection.refine`); off, from the
+        detector's."""
         self.detector = detector
         self.embedder = embedder
         self.threshold = embedder.spec.threshold if threshold is None else threshold
@@ -209,6 +216,7 @@ class Pipeline:
         self.quality_thresholds = quality or QualityThresholds()
         self.crop_fallback = crop_fallback
         self.restoration = restoration
+        self.landmark_refinement = landmark_refinement
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Pipeline:
@@ -230,6 +238,7 @@ class Pipeline:
             limits=limits,
             crop_fallback=bool(getattr(s.detection, "crop_fallback", True)),
             restoration=s.embedding.restoration,
+            landmark_refinement=s.embedding.landmark_refinement,
         )
 
     @property
@@ -268,11 +277,21 @@ class Pipeline:
         (:func:`faceindex.quality.embedding_quality_score`)."""
         if not faces:
             return ()
+        faces = self._refined(image, faces)
         if isinstance(self.embedder, NormReportingEmbedder):
             found = self.embedder.embed_with_norms(image, faces)
             [(vectors, norms)] = self._restore(self.embedder, [(image, faces, found)])
             return self._embedded(faces, vectors, norms)
         return self._embedded(faces, self.embedder.embed(image, faces), None)
+
+    def _refined(self, image: ImageArray, faces: Sequence[Face]) -> Sequence[Face]:
+        """``faces`` with refined landmarks (:mod:`faceindex.detection.refine`) when
+        refinement is on; crop-fallback faces keep the template's points."""
+        if not self.landmark_refinement:
+            return faces
+        return tuple(
+            f if is_crop_fallback(f) else refine_landmarks(self.detector, image, f) for f in faces
+        )
 
     def _restore(
         self,
@@ -314,14 +333,18 @@ class Pipeline:
         self, image: ImageArray, face: Face, kind: Restoration
     ) -> tuple[ImageArray, tuple[Face]] | None:
         """The region around ``face`` restored, and the face as the detector finds it
-        there again (as it was when the detector finds no such face); None when the
-        region is too small."""
+        there again, its landmarks refined there too when refinement is on (as it was
+        when the detector finds no such face); None when the region is too small."""
         done = restore(image, face, kind)
         if done is None:
             return None
         fixed, placed = done
         again = same_face(self.detector.detect(fixed), placed)
-        return fixed, (placed if again is None else again,)
+        if again is None:
+            return fixed, (placed,)
+        if self.landmark_refinement:
+            again = refine_landmarks(self.detector, fixed, again)
+        return fixed, (again,)
 
     def _embedded(
         self, faces: Sequence[Face], vectors: FloatArray, norms: FloatArray | None
@@ -343,6 +366,7 @@ class Pipeline:
     ) -> list[tuple[Face, ...]]:
         """:meth:`embed_faces` for several decoded photos, in one batch through the
         embedder's networks where it can (:func:`faceindex.embedding.embed_many`)."""
+        items = [(image, self._refined(image, faces)) for image, faces in items]
         with_faces = [(image, faces) for image, faces in items if faces]
         found: Iterator[tuple[FloatArray, FloatArray | None]]
         if not with_faces:

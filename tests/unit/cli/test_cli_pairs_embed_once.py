@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import Photos, Run
 
+from faceindex.detection.refine import SIDES
 from faceindex.eval.protocols import evaluate_pairs_csv, pipeline_embed_fn
 from faceindex.pipeline import Pipeline
 from faceindex.testing import FakeDetector, FakeEmbedder
@@ -19,12 +20,14 @@ from faceindex.types import Face, FloatArray, ImageArray
 
 @pytest.fixture()
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts of FakeDetector.detect and FakeEmbedder.embed calls (and embedded faces)."""
+    """Counts of FakeDetector.detect calls on photos and on the face regions of the
+    landmark refinement (resized to a longer side of one of its SIDES; the synthetic
+    photos are 640 px), of FakeEmbedder.embed calls and of embedded faces."""
     counts: Counter[str] = Counter()
     detect, embed = FakeDetector.detect, FakeEmbedder.embed
 
     def counting_detect(self: FakeDetector, image: ImageArray) -> tuple[Face, ...]:
-        counts["detect"] += 1
+        counts["refine" if max(image.shape[:2]) in SIDES else "detect"] += 1
         return detect(self, image)
 
     def counting_embed(self: FakeEmbedder, image: ImageArray, faces: Sequence[Face]) -> FloatArray:
@@ -63,6 +66,7 @@ def test_verify_pairs_embeds_each_photo_once(cli: Run, photos: Photos, calls: Co
     assert r.code == 8
     assert calls["embed"] == calls["faces"] == len(PHOTOS)  # not 2 x 70
     assert calls["detect"] == len(PHOTOS) + 1  # + the faceless photo (once)
+    assert calls["refine"] == 2 * len(SIDES) * len(PHOTOS)  # each face refined once
     lines = r.lines
     assert [(x["a"], x["b"]) for x in lines] == rows
 
@@ -93,6 +97,7 @@ def test_eval_pairs_embeds_each_photo_once(photos: Photos, calls: Counter[str]) 
     result = evaluate_pairs_csv(csv, pipeline_embed_fn(pipeline), threshold=pipeline.threshold)
     assert calls["embed"] == calls["faces"] == len(PHOTOS)
     assert calls["detect"] == len(PHOTOS) + 1
+    assert calls["refine"] == 2 * len(SIDES) * len(PHOTOS)
     assert (result.n_pairs, result.n_photos, result.n_failed_pairs) == (len(rows), 7, 2)
     assert result.failed_photos == ("b.png",)
 
