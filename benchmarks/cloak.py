@@ -19,6 +19,9 @@ condition) that it no longer matches once cloaked: the recognitions the cloak pr
 Recognisers:
 - ``dlib-resnet-v1``, ``sface-2021dec``: faceindex's ONNX embedders, the models the
   cloak is computed through (white-box), at their shipped thresholds (FMR 1e-3);
+- ``faceindex``: the pipeline as shipped (YuNet, the fused embedder at 0.635, landmark
+  refinement and restoration: :meth:`~faceindex.pipeline.Pipeline.subject_face`): the
+  cloak is computed through its two networks, not through its refinement's alignment;
 - ``face_recognition``: the peer (dlib's C++ HOG detector, landmarks and ResNet; its
   documented tolerance, distance 0.6); the same network weights as dlib-resnet, but its
   own detector, alignment and resampling;
@@ -121,6 +124,20 @@ def faceindex_recogniser(name: str, pipeline: Pipeline) -> Recogniser:
         return None if face is None else embedder.embed(image, [face])[0]
 
     return Recogniser(spec.model_id, embed, spec.threshold, note="white-box")
+
+
+def pipeline_recogniser(pipeline: Pipeline) -> Recogniser:
+    """faceindex as a user runs it: the subject face, refined and embedded by the pipeline."""
+    from faceindex.errors import FaceIndexError
+
+    def embed(image: ImageArray) -> np.ndarray | None:
+        try:
+            face = pipeline.subject_face(image)
+        except FaceIndexError:
+            return None
+        return None if face.embedding is None else np.asarray(face.embedding.vector)
+
+    return Recogniser("faceindex", embed, pipeline.threshold, note="the shipped pipeline")
 
 
 def peer_recogniser() -> Recogniser:
@@ -296,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recognisers = [
         faceindex_recogniser("dlib-resnet", pipeline),
         faceindex_recogniser("sface", pipeline),
+        pipeline_recogniser(pipeline),
     ]
     if not args.no_peer:
         recognisers.append(peer_recogniser())
