@@ -10,7 +10,6 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-import pytest
 
 from faceindex.detection.refine import SIDES, refine_landmarks
 from faceindex.pipeline import Pipeline, crop_fallback_face
@@ -132,16 +131,6 @@ def test_the_pipeline_embeds_and_returns_refined_faces() -> None:
     pipeline = Pipeline(detector=detector, embedder=FakeEmbedder())
     (kept,) = pipeline.embed_faces(crop, [fallback])
     assert kept.landmarks is fallback.landmarks and detector.calls == 0
-
-
-def test_settings_can_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from faceindex.config import Settings
-
-    monkeypatch.setenv("FACEINDEX_EMBEDDING__LANDMARK_REFINEMENT", "false")
-    monkeypatch.setenv("FACEINDEX_DETECTION__DETECTOR", "fake")
-    monkeypatch.setenv("FACEINDEX_EMBEDDING__EMBEDDER", "fake")
-    assert Pipeline.from_settings(Settings.from_env()).landmark_refinement is False
-    assert Pipeline.from_settings(Settings()).landmark_refinement is True
 
 
 def test_a_restored_face_is_refined_in_its_restored_region() -> None:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
-import pytest
 
 from faceindex.pipeline import Pipeline
 from faceindex.quality import assess
@@ -238,13 +237,3 @@ def test_the_batched_path_restores_across_photos_in_one_batch() -> None:
     single = pipeline.embed_faces(image, faces)
     assert np.allclose(_vector(out[0][0]), _vector(single[0]), atol=1e-6)
     assert np.allclose(_vector(out[2][0]), _vector(single[0]), atol=1e-6)
-
-
-def test_settings_can_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from faceindex.config import Settings
-
-    monkeypatch.setenv("FACEINDEX_EMBEDDING__RESTORATION", "false")
-    monkeypatch.setenv("FACEINDEX_DETECTION__DETECTOR", "fake")
-    monkeypatch.setenv("FACEINDEX_EMBEDDING__EMBEDDER", "fake")
-    assert Pipeline.from_settings(Settings.from_env()).restoration is False
-    assert Pipeline.from_settings(Settings()).restoration is True

@@ -24,7 +24,6 @@ cores), paid by every face that is embedded; off with
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -94,14 +93,16 @@ def _found_again(
     if mirrored:
         image = np.ascontiguousarray(image[:, ::-1])
         target = BBox(width - 1 - box.x2, box.y1, width - 1 - box.x1, box.y2)
-    found = [f for f in detector.detect(image) if f.landmarks is not None]
+    found = [
+        f
+        for f in detector.detect(image)
+        if f.landmarks is not None and f.landmarks.scheme is LandmarkScheme.FIVE_POINT
+    ]
     match = same_face(found, Face(target, 1.0))
     if match is None or match.landmarks is None:
-        return None
-    if match.landmarks.scheme is not LandmarkScheme.FIVE_POINT:
         return None
     pts = match.landmarks.points.astype(np.float64)
     if mirrored:
         pts = pts[_MIRRORED].copy()
         pts[:, 0] = width - 1 - pts[:, 0]  # pixel centres: column i <-> width - 1 - i
-    return pts if math.isfinite(float(pts.sum())) else None
+    return pts if np.all(np.isfinite(pts)) else None
